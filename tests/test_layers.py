@@ -1,0 +1,58 @@
+import keras
+import numpy as np
+import pytest
+
+from tfvae import DiagonalGaussian
+from tfvae.layers import DiagonalGaussianLambda, GaussianHead
+
+
+def test_gaussian_head_has_two_distinct_dense_layers(rng):
+    head = GaussianHead(3)
+    h = rng.normal(size=(5, 7)).astype(np.float32)
+    params = head(h).numpy()
+    assert params.shape == (5, 6)
+    w4, b4 = head.mean_dense.kernel.numpy(), head.mean_dense.bias.numpy()
+    w5, b5 = head.logvar_dense.kernel.numpy(), head.logvar_dense.bias.numpy()
+    assert not np.allclose(w4, w5), "the mean and log-variance heads must not share weights"
+    np.testing.assert_allclose(params[:, :3], h @ w4 + b4, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(params[:, 3:], h @ w5 + b5, rtol=1e-5, atol=1e-6)
+
+
+def test_two_heads_equal_one_dense_layer_with_stacked_weights(rng):
+    """Appendix C.2's two heads W4, W5 are one Dense layer of 2 * units whose kernel is [W4 | W5]."""
+    head = GaussianHead(4, kernel_initializer="random_normal")
+    head.build((None, 6))
+    head.mean_dense.bias.assign(rng.normal(size=4))
+    head.logvar_dense.bias.assign(rng.normal(size=4))
+    stacked = keras.layers.Dense(8)
+    stacked.build((None, 6))
+    stacked.kernel.assign(np.concatenate([head.mean_dense.kernel.numpy(), head.logvar_dense.kernel.numpy()], axis=1))
+    stacked.bias.assign(np.concatenate([head.mean_dense.bias.numpy(), head.logvar_dense.bias.numpy()]))
+    h = rng.normal(size=(3, 6)).astype(np.float32)
+    np.testing.assert_allclose(head(h), stacked(h), rtol=1e-6, atol=1e-6)
+
+
+def test_gaussian_head_mean_activation_applies_to_the_mean_only(rng):
+    head = GaussianHead(2, mean_activation="sigmoid", kernel_initializer="random_normal")
+    params = head(10 * rng.normal(size=(50, 3)).astype(np.float32)).numpy()
+    assert np.all((params[:, :2] >= 0) & (params[:, :2] <= 1))
+    assert np.any(params[:, 2:] < 0) and np.any(params[:, 2:] > 1)
+
+
+def test_gaussian_head_config_round_trip():
+    head = GaussianHead(5, mean_activation="sigmoid", name="head")
+    clone = GaussianHead.from_config(head.get_config())
+    assert clone.units == 5 and clone.mean_activation is keras.activations.sigmoid and clone.name == "head"
+    with pytest.raises(ValueError, match="units"):
+        GaussianHead(0)
+
+
+def test_diagonal_gaussian_lambda_makes_a_clamped_distribution():
+    layer = DiagonalGaussianLambda(logvar_range=(-2.0, 2.0))
+    q = layer(np.array([[0.5, -100.0]], np.float32))
+    assert isinstance(q, DiagonalGaussian)
+    np.testing.assert_allclose(q.logvar, [[-2.0]])
+    clone = DiagonalGaussianLambda.from_config(layer.get_config())
+    assert clone.logvar_range == (-2.0, 2.0) and not clone.deterministic
+    deterministic = DiagonalGaussianLambda(deterministic=True)(np.array([[0.5, 1.0]], np.float32))
+    np.testing.assert_array_equal(deterministic.sample(seed=[1, 2]), [[0.5]])

@@ -1,0 +1,137 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfvae import VAE, DiagonalGaussian, networks
+
+DATA_SIZE, LATENT_SIZE, HIDDEN = 64, 4, 32
+
+
+def binary_data(rng, count=1024):
+    """Eight binary prototypes with 5% of the pixels flipped."""
+    prototypes = rng.random((8, DATA_SIZE)) < 0.5
+    flips = rng.random((count, DATA_SIZE)) < 0.05
+    return (prototypes[rng.integers(0, 8, count)] ^ flips).astype(np.float32)
+
+
+def continuous_data(rng, count=1024):
+    """Points near a 2-D manifold in [0, 1]^64."""
+    t = rng.random((count, 2))
+    basis = rng.normal(size=(2, DATA_SIZE))
+    return (1 / (1 + np.exp(-(t @ basis))) + 0.02 * rng.normal(size=(count, DATA_SIZE))).astype(np.float32)
+
+
+def make_vae(likelihood, seed=0, beta=1.0):
+    keras.utils.set_random_seed(seed)
+    encoder = networks.gaussian_mlp_encoder(DATA_SIZE, LATENT_SIZE, HIDDEN)
+    if likelihood == "bernoulli":
+        decoder = networks.bernoulli_mlp_decoder(LATENT_SIZE, DATA_SIZE, HIDDEN)
+    else:
+        decoder = networks.gaussian_mlp_decoder(LATENT_SIZE, DATA_SIZE, HIDDEN)
+    return VAE(encoder, decoder, likelihood=likelihood, beta=beta, seed=seed)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_elbo_improves_on_held_out_data(rng, likelihood, jit_compile):
+    data = binary_data(rng) if likelihood == "bernoulli" else continuous_data(rng)
+    train, test = data[:768], data[768:]
+    model = make_vae(likelihood)
+    model.compile(keras.optimizers.Adam(3e-3), jit_compile=jit_compile)
+    before = model.evaluate(test, batch_size=128, verbose=0, return_dict=True)
+    history = model.fit(train, epochs=6, batch_size=64, verbose=0)
+    after = model.evaluate(test, batch_size=128, verbose=0, return_dict=True)
+    assert model.jit_compile is jit_compile
+    assert set(history.history) == {"elbo", "kl", "reconstruction", "loss"}
+    assert after["elbo"] > before["elbo"] + 0.1 * abs(before["elbo"]), (before, after)
+    assert history.history["elbo"][-1] > history.history["elbo"][0]
+
+
+def test_xla_and_graph_mode_give_the_same_loss_trajectory(rng):
+    data = binary_data(rng, 512)
+    histories = {}
+    for jit_compile in (False, True):
+        model = make_vae("bernoulli", seed=7)
+        model.compile(keras.optimizers.Adam(1e-2), jit_compile=jit_compile)
+        histories[jit_compile] = model.fit(data, epochs=4, batch_size=64, verbose=0, shuffle=False).history["loss"]
+    np.testing.assert_allclose(histories[True], histories[False], rtol=1e-4)
+    assert len(set(np.round(histories[True], 3))) == 4, "the loss must move for the comparison to mean anything"
+
+
+def test_default_compile_uses_xla_outside_a_strategy():
+    model = make_vae("bernoulli")
+    model.compile()
+    assert model.jit_compile is True
+
+
+def test_loss_is_reconstruction_plus_beta_times_kl(rng):
+    data = binary_data(rng, 256)
+    model = make_vae("bernoulli", beta=2.5)
+    model.compile(keras.optimizers.Adam(1e-3))
+    result = model.evaluate(data, batch_size=64, verbose=0, return_dict=True)
+    np.testing.assert_allclose(result["loss"], result["reconstruction"] + 2.5 * result["kl"], rtol=1e-5)
+    np.testing.assert_allclose(result["elbo"], -(result["reconstruction"] + result["kl"]), rtol=1e-5)
+    seed_state = model.seed_generator.state.numpy()
+    model(data[:32])
+    kl_loss, reconstruction_loss = (loss.numpy() for loss in model.losses)
+    model.seed_generator.state.assign(seed_state)  # the same noise again
+    reconstruction, kl, _ = model.elbo_terms(data[:32])
+    np.testing.assert_allclose(kl_loss, 2.5 * np.mean(kl), rtol=1e-6)
+    np.testing.assert_allclose(reconstruction_loss, np.mean(reconstruction), rtol=1e-6)
+
+
+def test_fit_evaluate_predict_on_tf_data(rng):
+    data = continuous_data(rng, 256)
+    dataset = tf.data.Dataset.from_tensor_slices(data).batch(32)
+    model = make_vae("gaussian")
+    model.compile(keras.optimizers.Adam(1e-3))
+    model.fit(dataset, epochs=1, verbose=0)
+    assert set(model.evaluate(dataset, verbose=0, return_dict=True)) == {"elbo", "kl", "reconstruction", "loss"}
+    predictions = model.predict(dataset, verbose=0)
+    assert predictions.shape == data.shape
+    np.testing.assert_allclose(predictions[:8], model.reconstruct(data[:8]), rtol=1e-5, atol=1e-6)
+
+
+def test_encode_gives_the_posterior(rng):
+    model = make_vae("bernoulli")
+    x = binary_data(rng, 8)
+    posterior = model.encode(x)
+    assert isinstance(posterior, DiagonalGaussian)
+    np.testing.assert_allclose(posterior.mean(), model.encoder(x)[:, :LATENT_SIZE], rtol=1e-6)
+
+
+def test_keras_file_round_trip_reproduces_the_model(rng, tmp_path):
+    data = continuous_data(rng, 256)
+    model = make_vae("gaussian", beta=0.5)
+    model.compile(keras.optimizers.Adam(1e-3))
+    model.fit(data, epochs=1, batch_size=64, verbose=0)
+    path = str(tmp_path / "vae.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    assert isinstance(loaded, VAE) and loaded.likelihood.name == "gaussian"
+    np.testing.assert_array_equal(loaded.encoder(data[:16]), model.encoder(data[:16]))
+    np.testing.assert_array_equal(loaded.reconstruct(data[:16]), model.reconstruct(data[:16]))
+    assert float(loaded.beta) == 0.5
+    assert int(loaded.optimizer.iterations) == int(model.optimizer.iterations) == 4
+    np.testing.assert_array_equal(loaded.seed_generator.state, model.seed_generator.state)
+    loaded.fit(data, epochs=1, batch_size=64, verbose=0)
+
+
+def test_any_keras_network_can_be_the_encoder_and_decoder(rng):
+    """A convolutional pair with spatial latents [4, 4, 2] trains through the same class."""
+    images = (rng.random((64, 8, 8, 1)) < 0.3).astype(np.float32)
+    encoder = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu"),
+         keras.layers.Conv2D(4, 1)]
+    )
+    decoder = keras.Sequential(
+        [keras.Input((4, 4, 2)), keras.layers.Conv2DTranspose(8, 3, strides=2, padding="same", activation="relu"),
+         keras.layers.Conv2D(1, 1)]
+    )
+    model = VAE(encoder, decoder, likelihood="bernoulli", seed=1)
+    model.compile(keras.optimizers.Adam(1e-3))
+    history = model.fit(images, epochs=2, batch_size=16, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert model.encode(images[:2]).kl().shape == (2,)
+    assert model.predict(images[:2], verbose=0).shape == (2, 8, 8, 1)

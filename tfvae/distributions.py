@@ -1,0 +1,178 @@
+"""The diagonal Gaussian of a VAE: the posterior q(z|x) and the Gaussian decoder's p(x|z)."""
+
+import math
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfvae import ops
+
+tfd = tfp.distributions
+
+DEFAULT_LOGVAR_RANGE = (-30.0, 20.0)
+
+
+class DiagonalGaussian(tfd.MultivariateNormalDiag):
+    """N(mu, diag(sigma^2)) built from one parameter tensor whose last axis holds `[mu, log sigma^2]`.
+
+    The encoder (or a Gaussian decoder) emits `params`; its last axis is split into the mean `mu` and the
+    log-variance `log sigma^2` (`logvar`), which is clamped to `logvar_range` so that `sigma^2 = exp(logvar)` can
+    neither overflow nor vanish. `sigma = exp(0.5 * logvar)`.
+
+    It is a `tfp.distributions.MultivariateNormalDiag` (`loc=mu`, `scale_diag=sigma`), so TFP's `log_prob`,
+    `kl_divergence` and `sample` work on it; its event is the last axis. `sample` is reparameterized,
+    `z = mu + sigma * epsilon` with `epsilon ~ N(0, I)`, so gradients reach both halves of `params`; with the same
+    seed it draws the same `epsilon` with and without XLA.
+
+    For params of rank above two (a convolutional latent `[batch, height, width, 2 * channels]`) the channel axis
+    holds the halves; `kl` and `nll` then sum over every axis but the batch axis and return one value per example.
+
+    With `deterministic=True` the variance is zero: samples equal the mean, and `kl` and `nll` are zero, as in
+    latent-diffusion's `DiagonalGaussianDistribution`.
+
+    Args:
+        params: a float tensor `[..., 2 * d]`: the mean, then the log-variance. Half precision is computed in
+            float32.
+        deterministic: if True, the distribution is a point mass at the mean.
+        logvar_range: `(low, high)`, the clamp of the log-variance.
+        validate_args: passed to TFP.
+        allow_nan_stats: passed to TFP.
+        name: the name scope of the ops.
+    """
+
+    def __init__(
+        self,
+        params,
+        deterministic=False,
+        logvar_range=DEFAULT_LOGVAR_RANGE,
+        validate_args=False,
+        allow_nan_stats=True,
+        name="DiagonalGaussian",
+    ):
+        parameters = dict(locals())
+        with tf.name_scope(name) as name:
+            params = _as_float_params(params)
+            low, high = check_logvar_range(logvar_range)
+            mean, logvar = tf.split(params, 2, axis=-1)
+            self._logvar = tf.clip_by_value(logvar, low, high)
+            self._deterministic = bool(deterministic)
+            std = tf.zeros_like(mean) if deterministic else tf.exp(0.5 * self._logvar)
+            super().__init__(
+                loc=mean,
+                scale_diag=std,
+                validate_args=validate_args,
+                allow_nan_stats=allow_nan_stats,
+                name=name,
+            )
+        self._parameters = parameters
+
+    @classmethod
+    def _parameter_properties(cls, dtype, num_classes=None):
+        return dict(params=tfp.util.ParameterProperties(event_ndims=1))
+
+    @property
+    def deterministic(self):
+        """Whether the variance is zero."""
+        return self._deterministic
+
+    @property
+    def logvar(self):
+        """`log sigma^2`, clamped to `logvar_range` (also when `deterministic`)."""
+        return self._logvar
+
+    @property
+    def var(self):
+        """`sigma^2 = exp(logvar)`, zero when `deterministic`."""
+        return tf.square(self.std)
+
+    @property
+    def std(self):
+        """`sigma = exp(0.5 * logvar)`, zero when `deterministic`."""
+        return self.scale.diag_part()
+
+    def _call_sample_n(self, sample_shape, seed, **kwargs):
+        # `MultivariateNormalDiag` samples through its bijector; this draws `epsilon` itself so that a seed gives
+        # the same sample with and without XLA (see `ops.standard_normal`).
+        sample_shape = tf.reshape(tf.cast(sample_shape, tf.int32), [-1])
+        shape = tf.concat([sample_shape, tf.shape(self.loc)], axis=0)
+        epsilon = ops.standard_normal(shape, tfp.random.sanitize_seed(seed), self.dtype)
+        return self.loc + self.std * epsilon
+
+    def _sample_and_log_prob(self, sample_shape, seed, **kwargs):
+        samples = self._call_sample_n(sample_shape, seed)
+        return samples, self.log_prob(samples)
+
+    def kl(self, other=None):
+        """KL(self || other) per example, in closed form.
+
+        Against the standard normal prior (`other=None`):
+        `KL = 0.5 * sum(mu^2 + sigma^2 - 1 - log sigma^2)`.
+        Against another diagonal Gaussian N(mu_2, sigma_2^2):
+        `KL = 0.5 * sum((mu - mu_2)^2 / sigma_2^2 + sigma^2 / sigma_2^2 - 1 - log sigma^2 + log sigma_2^2)`.
+        The sum runs over every axis but the batch axis. Zero when `deterministic`.
+
+        Args:
+            other: None for N(0, I), or a `DiagonalGaussian` of the same shape.
+
+        Returns:
+            A tensor `[batch]`.
+        """
+        if self.deterministic:
+            return ops.sum_per_example(tf.zeros_like(self.loc))
+        if other is None:
+            terms = tf.square(self.loc) + self.var - 1.0 - self.logvar
+        elif isinstance(other, DiagonalGaussian):
+            inverse_var = tf.exp(-other.logvar)
+            terms = (
+                tf.square(self.loc - other.loc) * inverse_var
+                + self.var * inverse_var
+                - 1.0
+                - self.logvar
+                + other.logvar
+            )
+        else:
+            raise TypeError(
+                f"kl() takes None (the N(0, I) prior) or a DiagonalGaussian, not {type(other).__name__}; "
+                "for other distributions use tfp.distributions.kl_divergence."
+            )
+        return ops.sum_per_example(0.5 * terms)
+
+    def nll(self, x):
+        """Negative log-likelihood of `x` per example.
+
+        `NLL = 0.5 * sum(log 2pi + log sigma^2 + (x - mu)^2 / sigma^2)`, summed over every axis but the batch axis.
+        Zero when `deterministic`.
+
+        Args:
+            x: a tensor of the shape of `mean()`.
+
+        Returns:
+            A tensor `[batch]`.
+        """
+        x = tf.cast(x, self.dtype)
+        if self.deterministic:
+            return ops.sum_per_example(tf.zeros_like(self.loc))
+        terms = math.log(2.0 * math.pi) + self.logvar + tf.square(x - self.loc) * tf.exp(-self.logvar)
+        return ops.sum_per_example(0.5 * terms)
+
+
+def _as_float_params(params):
+    params = tf.convert_to_tensor(params, dtype_hint=tf.float32)
+    if not params.dtype.is_floating:
+        raise TypeError(f"DiagonalGaussian needs floating-point parameters, got {params.dtype.name}.")
+    if params.dtype != tf.float64:
+        params = tf.cast(params, tf.float32)
+    size = params.shape[-1] if params.shape.rank else None
+    if size is not None and size % 2:
+        raise ValueError(
+            f"The last axis of the parameters holds [mean, logvar] halves and must be even; got {size}."
+        )
+    return params
+
+
+def check_logvar_range(logvar_range):
+    """Returns `logvar_range` as a float pair `(low, high)`, raising ValueError unless `low < high`."""
+    low, high = (float(bound) for bound in logvar_range)
+    if not low < high:
+        raise ValueError(f"logvar_range must be (low, high) with low < high; got {tuple(logvar_range)}.")
+    return low, high

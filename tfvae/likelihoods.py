@@ -1,0 +1,90 @@
+"""Decoder likelihoods p(x|z): from the decoder's output to the reconstruction term of the ELBO.
+
+A likelihood reads the decoder's raw output (its *parameters*) and gives
+- `negative_log_likelihood(x, params)`: `-log p(x|z)` per example, summed over the data dimensions;
+- `mean(params)`: the reconstruction, E[x|z];
+- `named_parameters(params)`: the parameters by name, as a SavedModel's `decode` signature returns them;
+- `params_size(data_size)`: how many outputs the decoder must have for data of `data_size` values.
+"""
+
+import tensorflow as tf
+
+from tfvae import ops
+from tfvae.distributions import DEFAULT_LOGVAR_RANGE, DiagonalGaussian, check_logvar_range
+
+
+class Bernoulli:
+    """p(x|z) = prod_i y_i^x_i (1 - y_i)^(1 - x_i), with `y = sigmoid(params)` (AEVB appendix C.1).
+
+    The decoder emits logits `W2 tanh(W1 z + b1) + b2`; the cross-entropy is computed on the logits, which is exact
+    where `log(sigmoid(.))` would round to `log(0)`. `x` must lie in [0, 1].
+    """
+
+    name = "bernoulli"
+
+    def negative_log_likelihood(self, x, params):
+        """`-sum_i [x_i log y_i + (1 - x_i) log(1 - y_i)]` per example."""
+        x = tf.cast(x, params.dtype)
+        return ops.sum_per_example(tf.nn.sigmoid_cross_entropy_with_logits(labels=x, logits=params))
+
+    def mean(self, params):
+        """The probabilities `y = sigmoid(params)`."""
+        return tf.sigmoid(params)
+
+    def named_parameters(self, params):
+        return {"probs": self.mean(params)}
+
+    def params_size(self, data_size):
+        return data_size
+
+    def get_config(self):
+        return {"name": self.name}
+
+
+class Gaussian:
+    """p(x|z) = N(x; mu, diag(sigma^2)), with `params = concat([mu, log sigma^2])` (AEVB appendix C.2).
+
+    The reconstruction term is `DiagonalGaussian.nll`: `0.5 * sum(log 2pi + log sigma^2 + (x - mu)^2 / sigma^2)`.
+
+    Args:
+        logvar_range: `(low, high)`, the clamp of the decoder's log-variance.
+    """
+
+    name = "gaussian"
+
+    def __init__(self, logvar_range=DEFAULT_LOGVAR_RANGE):
+        self.logvar_range = check_logvar_range(logvar_range)
+
+    def distribution(self, params):
+        return DiagonalGaussian(params, logvar_range=self.logvar_range)
+
+    def negative_log_likelihood(self, x, params):
+        return self.distribution(params).nll(x)
+
+    def mean(self, params):
+        """The mean `mu`."""
+        return self.distribution(params).mean()
+
+    def named_parameters(self, params):
+        distribution = self.distribution(params)
+        return {"mean": distribution.mean(), "logvar": distribution.logvar}
+
+    def params_size(self, data_size):
+        return 2 * data_size
+
+    def get_config(self):
+        return {"name": self.name, "logvar_range": list(self.logvar_range)}
+
+
+LIKELIHOODS = {likelihood.name: likelihood for likelihood in (Bernoulli, Gaussian)}
+
+
+def get(identifier):
+    """Returns a likelihood from a name (`"bernoulli"`, `"gaussian"`), a config dict, or a likelihood itself."""
+    if isinstance(identifier, tuple(LIKELIHOODS.values())):
+        return identifier
+    config = {"name": identifier} if isinstance(identifier, str) else dict(identifier)
+    name = config.pop("name")
+    if name not in LIKELIHOODS:
+        raise ValueError(f"Unknown likelihood {name!r}; choose one of {sorted(LIKELIHOODS)}.")
+    return LIKELIHOODS[name](**config)
