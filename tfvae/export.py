@@ -68,6 +68,8 @@ def export_saved_model(model, model_dir, version=None, keep=None):
 def build_export_archive(model):
     """A `keras.export.ExportArchive` holding `model` and the endpoints listed in this module's docstring."""
     data_shape = tuple(model.encoder.inputs[0].shape[1:])
+    if not model.built:
+        model.build((None, *data_shape))
     params = model.encoder(tf.zeros((1, *data_shape)))
     latent_shape = (*params.shape[1:-1], params.shape[-1] // 2)
     data_spec = tf.TensorSpec((None, *data_shape), tf.float32, name="x")

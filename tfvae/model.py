@@ -60,6 +60,10 @@ class VAE(keras.Model):
         self.kl_tracker = keras.metrics.Mean(name="kl")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
 
+    def build(self, input_shape):
+        """Builds the encoder and the decoder by running them once on zeros of `input_shape`."""
+        self.reconstruct(tf.zeros((1, *input_shape[1:])))
+
     def encode(self, x, training=None):
         """q(z|x) as a `DiagonalGaussian`."""
         return self.posterior(self.encoder(x, training=training))
