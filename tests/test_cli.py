@@ -2,48 +2,84 @@ import json
 import os
 import sys
 
-from helpers import TENSORFLOW_ONLY_PREAMBLE, run_command, run_python
+import numpy as np
+import pytest
+
+from helpers import SHARED_DATA, TENSORFLOW_ONLY_PREAMBLE, run_command, run_python
 
 TFVAE = os.path.join(os.path.dirname(sys.executable), "tfvae")
+SHARED_MNIST = os.path.join(SHARED_DATA, "mnist")
+
+
+def train(tmp_path, *flags):
+    """Runs `tfvae train` into tmp_path/run and returns (stdout, run directory)."""
+    run_dir = tmp_path / "run"
+    stdout = run_command([TFVAE, "train", "--quiet", "--output-dir", str(run_dir), "--export-root",
+                          str(tmp_path / "saved_models"), "--data-dir", str(tmp_path / "tfds"), *flags])
+    return stdout, run_dir
 
 
 def test_help_lists_the_commands_and_flags():
     assert "train" in run_command([TFVAE, "--help"]) and "export" in run_command([TFVAE, "--help"])
     train_help = run_command([TFVAE, "train", "--help"])
-    for flag in ("--latent-size", "--epochs", "--batch-size", "--learning-rate", "--seed", "--output-dir"):
+    for flag in ("--dataset", "--model", "--likelihood", "--latent-size", "--epochs", "--batch-size",
+                 "--learning-rate", "--seed", "--beta", "--kl-warmup-steps", "--free-bits", "--validation-split",
+                 "--early-stopping-patience", "--tensorboard", "--config", "--output-dir", "--binarize"):
         assert flag in train_help
 
 
-def test_train_runs_offline_and_exports_a_loadable_saved_model(tmp_path):
-    output_dir, export_root = tmp_path / "run", tmp_path / "saved_models"
-    stdout = run_command(
-        [TFVAE, "train", "--epochs", "1", "--latent-size", "2", "--output-dir", str(output_dir),
-         "--export-root", str(export_root), "--model-name", "faces"]
-    )
-    assert "SavedModel:" in stdout
-    history = json.loads((output_dir / "history.json").read_text())
-    assert len(history["elbo"]) == 1 and len(history["epoch_seconds"]) == 1
-    assert json.loads((output_dir / "config.json").read_text())["latent_size"] == 2
-    assert (output_dir / "model.keras").exists()
-    version_dir = export_root / "faces" / "1"
-    assert (version_dir / "saved_model.pb").exists()
-    result = run_python(
-        TENSORFLOW_ONLY_PREAMBLE
-        + f"""
+def test_default_train_runs_offline_and_exports_a_loadable_saved_model(tmp_path):
+    stdout, run_dir = train(tmp_path, "--epochs", "1", "--latent-size", "2", "--model-name", "faces")
+    assert "SavedModel:" in stdout and "validation ELBO" in stdout
+    for name in ("config.json", "history.csv", "history.json", "model.keras", "best.keras", "summary.png"):
+        assert (run_dir / name).exists(), name
+    assert not (run_dir / "backup").exists(), "a finished run leaves no backup to resume from"
+    history = json.loads((run_dir / "history.json").read_text())
+    assert len(history["elbo"]) == len(history["val_elbo"]) == len(history["epoch_seconds"]) == 1
+    assert (run_dir / "summary.png").read_bytes()[:4] == b"\x89PNG"
+    version_dir = tmp_path / "saved_models" / "faces" / "1"
+    output = run_python(TENSORFLOW_ONLY_PREAMBLE + f"""
 import numpy as np
 x = np.random.default_rng(0).random((3, 560)).astype("float32")
-reconstruction = tf.saved_model.load({str(version_dir)!r}).signatures["serving_default"](x=tf.constant(x))
-print(reconstruction["reconstruction"].shape)
-"""
-    )
-    assert result.strip().endswith("(3, 560)")
+print(tf.saved_model.load({str(version_dir)!r}).signatures["serving_default"](x=tf.constant(x))["reconstruction"].shape)
+""")
+    assert output.strip().endswith("(3, 560)")
 
 
-def test_export_command_writes_the_next_version(tmp_path):
-    output_dir, export_root = tmp_path / "run", tmp_path / "saved_models"
-    run_command([TFVAE, "train", "--epochs", "1", "--quiet", "--output-dir", str(output_dir),
-                 "--export-root", str(export_root)])
-    stdout = run_command([TFVAE, "export", str(output_dir / "model.keras"),
-                          "--model-dir", str(export_root / "frey_face"), "--keep", "1"])
-    assert stdout.strip().endswith(os.path.join("frey_face", "2"))
-    assert sorted(os.listdir(export_root / "frey_face")) == ["2"]
+def test_a_config_file_repeats_a_run(tmp_path):
+    train(tmp_path / "first", "--epochs", "2", "--latent-size", "3", "--beta", "0.5", "--seed", "4")
+    config = tmp_path / "first" / "run" / "config.json"
+    assert json.loads(config.read_text())["beta"] == 0.5
+    train(tmp_path / "second", "--config", str(config))
+    first, second = (json.loads((tmp_path / run / "run" / "history.json").read_text()) for run in ("first", "second"))
+    np.testing.assert_allclose(second["val_elbo"], first["val_elbo"], rtol=1e-5)
+    third = json.loads(train(tmp_path / "third", "--config", str(config), "--epochs", "1")[1]
+                       .joinpath("config.json").read_text())
+    assert third["epochs"] == 1 and third["latent_size"] == 3, "flags override the config file"
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED_MNIST), reason="../shared/data/mnist is absent")
+def test_mnist_idx_folder_trains_offline_with_dynamic_binarization(tmp_path):
+    stdout, run_dir = train(tmp_path, "--dataset", SHARED_MNIST, "--binarize", "--epochs", "1", "--batch-size",
+                            "500", "--latent-size", "5", "--hidden-units", "100", "--model-name", "mnist")
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["likelihood"] == "bernoulli" and config["binarize"] is True
+    history = json.loads((run_dir / "history.json").read_text())
+    assert -300 < history["val_elbo"][0] < -100, history
+    assert (tmp_path / "saved_models" / "mnist" / "1" / "saved_model.pb").exists()
+
+
+def test_convolutional_model_with_spatial_latents(tmp_path, rng):
+    images = (rng.random((96, 12, 16)) < 0.3).astype(np.uint8) * 255
+    np.save(tmp_path / "images.npy", images)
+    _, run_dir = train(tmp_path, "--dataset", str(tmp_path / "images.npy"), "--model", "conv", "--latent-size", "2",
+                       "--epochs", "2", "--batch-size", "32", "--validation-split", "0.25")
+    history = json.loads((run_dir / "history.json").read_text())
+    assert np.isfinite(history["val_elbo"]).all()
+    output = run_python(f"""
+import keras, tfvae
+model = keras.models.load_model({str(run_dir / 'model.keras')!r}, safe_mode=True)
+print(model.latent_shape())
+""")
+    assert output.strip().endswith("(3, 4, 2)")
+

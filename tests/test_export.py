@@ -64,7 +64,8 @@ def keras_results(model, seed_state, x, z):
     noise = keras.random.normal((5, LATENT_SIZE), seed=model.seed_generator)
     results.update({"sample/z": noise, "sample/sample": model.likelihood.mean(model.decode(noise))})
     results.update({"sample_from_noise/z": z, "sample_from_noise/sample": model.likelihood.mean(model.decode(z))})
-    reconstruction, kl, _ = model.elbo_terms(x)
+    reconstruction, posterior, _ = model.elbo_terms(x)
+    kl = posterior.kl()
     results.update({"elbo/elbo": -(reconstruction + kl), "elbo/kl": kl, "elbo/reconstruction": reconstruction})
     return {key: np.asarray(value) for key, value in results.items()}
 
@@ -185,11 +186,14 @@ def test_killing_an_export_midway_keeps_old_versions_and_shows_no_partial_versio
 
 
 def test_export_command_reads_a_keras_file(tmp_path):
-    make_vae("bernoulli").save(tmp_path / "vae.keras")
+    model = make_vae("bernoulli")
+    model.save(tmp_path / "vae.keras")
+    export.export_saved_model(model, str(tmp_path / "served"))
     tfvae = os.path.join(os.path.dirname(sys.executable), "tfvae")
     stdout = run_command([tfvae, "export", str(tmp_path / "vae.keras"), "--model-dir", str(tmp_path / "served"),
-                          "--version", "7"])
+                          "--version", "7", "--keep", "1"])
     assert stdout.strip().endswith(os.path.join("served", "7"))
+    assert export.list_versions(str(tmp_path / "served")) == [7]
     run_python(TENSORFLOW_ONLY_PREAMBLE + f"tf.saved_model.load({str(tmp_path / 'served' / '7')!r})")
 
 

@@ -76,8 +76,8 @@ def test_loss_is_reconstruction_plus_beta_times_kl(rng):
     model(data[:32])
     kl_loss, reconstruction_loss = (loss.numpy() for loss in model.losses)
     model.seed_generator.state.assign(seed_state)  # the same noise again
-    reconstruction, kl, _ = model.elbo_terms(data[:32])
-    np.testing.assert_allclose(kl_loss, 2.5 * np.mean(kl), rtol=1e-6)
+    reconstruction, posterior, _ = model.elbo_terms(data[:32])
+    np.testing.assert_allclose(kl_loss, 2.5 * np.mean(posterior.kl()), rtol=1e-6)
     np.testing.assert_allclose(reconstruction_loss, np.mean(reconstruction), rtol=1e-6)
 
 
@@ -135,3 +135,56 @@ def test_any_keras_network_can_be_the_encoder_and_decoder(rng):
     assert np.isfinite(history.history["loss"]).all()
     assert model.encode(images[:2]).kl().shape == (2,)
     assert model.predict(images[:2], verbose=0).shape == (2, 8, 8, 1)
+
+
+def evaluate_one_batch(model, data):
+    """Evaluates on one batch and returns the result with the same pass's terms (same noise, via the seed state)."""
+    seed_state = model.seed_generator.state.numpy()
+    result = model.evaluate(data, batch_size=len(data), verbose=0, return_dict=True)
+    model.seed_generator.state.assign(seed_state)
+    reconstruction, posterior, _ = model.elbo_terms(data)
+    return result, reconstruction.numpy(), posterior.kl_terms().numpy()
+
+
+def test_free_bits_floor_each_dimensions_batch_mean_kl(rng):
+    data = binary_data(rng, 128)
+    keras.utils.set_random_seed(2)
+    model = VAE(networks.gaussian_mlp_encoder(DATA_SIZE, LATENT_SIZE, HIDDEN),
+                networks.bernoulli_mlp_decoder(LATENT_SIZE, DATA_SIZE, HIDDEN), free_bits=0.3, seed=2)
+    model.compile(keras.optimizers.Adam(1e-3))
+    result, reconstruction, kl_terms = evaluate_one_batch(model, data)
+    per_dimension = kl_terms.mean(axis=0)
+    assert per_dimension.min() < 0.3 < per_dimension.max(), "the floor must bind for some dimensions only"
+    expected = reconstruction.mean() + np.maximum(0.3, per_dimension).sum()
+    np.testing.assert_allclose(result["loss"], expected, rtol=1e-5)
+    np.testing.assert_allclose(result["kl"], kl_terms.sum(axis=1).mean(), rtol=1e-5)  # the metric keeps the true KL
+
+
+def test_kl_warmup_ramps_the_weight_with_the_optimizer_steps(rng):
+    data = binary_data(rng, 64)
+    model = VAE(networks.gaussian_mlp_encoder(DATA_SIZE, LATENT_SIZE, HIDDEN),
+                networks.bernoulli_mlp_decoder(LATENT_SIZE, DATA_SIZE, HIDDEN), beta=2.0, kl_warmup_steps=10, seed=2)
+    model.compile(keras.optimizers.SGD(0.0))  # the steps count, the weights stay
+    for steps, weight in ((0, 0.0), (4, 0.8), (8, 1.6), (12, 2.0)):
+        remaining = steps - int(model.optimizer.iterations)
+        if remaining:
+            model.fit(data, epochs=1, batch_size=16, steps_per_epoch=remaining, verbose=0)
+        assert int(model.optimizer.iterations) == steps
+        result, reconstruction, kl_terms = evaluate_one_batch(model, data)
+        expected = reconstruction.mean() + weight * kl_terms.sum(axis=1).mean()
+        np.testing.assert_allclose(result["loss"], expected, rtol=1e-5, err_msg=f"step {steps}")
+
+
+def test_beta_can_be_changed_by_a_callback_during_a_compiled_fit(rng):
+    data = binary_data(rng, 64)
+
+    class HalveBeta(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.model.beta.assign(0.5 ** epoch)
+
+    model = make_vae("bernoulli")
+    model.compile(keras.optimizers.SGD(0.0), jit_compile=True)
+    history = model.fit(data, epochs=3, batch_size=64, verbose=0, callbacks=[HalveBeta()]).history
+    for epoch in range(3):
+        expected = history["reconstruction"][epoch] + 0.5**epoch * history["kl"][epoch]
+        np.testing.assert_allclose(history["loss"][epoch], expected, rtol=1e-5)

@@ -7,11 +7,41 @@ import sys
 import keras
 
 from tfvae.export import export_saved_model
-from tfvae.training import JIT_COMPILE_CHOICES, TrainConfig, train
+from tfvae.training import JIT_COMPILE_CHOICES, LIKELIHOODS, MODEL_FAMILIES, TrainConfig, train
+
+# Flag help for every TrainConfig field; the flag is the field's name with dashes.
+TRAIN_FLAGS = {
+    "dataset": "frey_face (shipped), mnist, fashion_mnist, binarized_mnist (tfds), or a path: a folder of "
+    "MNIST-style IDX files, an IDX file, or a .npz/.npy file of images",
+    "data_dir": "where tfds keeps prepared data sets (default: tfds' own)",
+    "download": "let tfds download a data set that is not prepared (needs network)",
+    "model": "network family: appendix-C MLPs, or convolutions with spatial latents",
+    "likelihood": "decoder likelihood (default: gaussian for frey_face, bernoulli otherwise)",
+    "binarize": "dynamic binarization: resample binary pixels every epoch",
+    "latent_size": "size of z (N_z); latent channels for --model conv",
+    "hidden_units": "width of the MLPs' tanh layers",
+    "epochs": "passes over the training data",
+    "batch_size": "examples per step",
+    "learning_rate": "Adam's step size",
+    "beta": "weight of the KL term (beta-VAE)",
+    "kl_warmup_steps": "steps over which the KL weight rises from 0 to beta",
+    "free_bits": "KL (nats) per latent dimension below which it is not penalised",
+    "validation_split": "fraction of the training split held out for validation (0: none)",
+    "early_stopping_patience": "stop after this many epochs without a better validation ELBO (0: never)",
+    "tensorboard": "write TensorBoard logs to OUTPUT_DIR/tensorboard",
+    "image_every": "epochs between TensorBoard images",
+    "seed": "seed of weights, data order, binarization and noise",
+    "jit_compile": "XLA for the train step (auto: on, unless tf.distribute is in use)",
+    "output_dir": "the run directory (default: runs/MODEL_NAME)",
+    "export_root": "root of the SavedModel versions",
+    "model_name": "exports go to EXPORT_ROOT/MODEL_NAME/<version> (default: from the data set)",
+}
+CHOICES = {"model": MODEL_FAMILIES, "likelihood": LIKELIHOODS, "jit_compile": JIT_COMPILE_CHOICES}
 
 
 def main(argv=None):
-    parser = _build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = _build_parser(_config_defaults(argv))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -19,41 +49,40 @@ def main(argv=None):
     return args.run(args)
 
 
-def _build_parser():
-    defaults = TrainConfig()
+def _config_defaults(argv):
+    """The settings of `--config FILE`, if given: they replace the defaults, and flags on the command line win."""
+    pre_parser = argparse.ArgumentParser(add_help=False)
+    pre_parser.add_argument("--config")
+    known, _ = pre_parser.parse_known_args(argv)
+    return dataclasses.asdict(TrainConfig.from_json(known.config)) if known.config else {}
+
+
+def _build_parser(config_defaults):
     parser = argparse.ArgumentParser(
         prog="tfvae", description="Variational autoencoders with TensorFlow, Keras 3 and TensorFlow Probability."
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    train = commands.add_parser(
+    train_parser = commands.add_parser(
         "train",
-        help="train a VAE on the embedded Frey Face images and export a SavedModel",
-        description="Train the AEVB appendix-C Gaussian VAE on Frey Face (shipped with tfvae, no network needed), "
-        "save the Keras model and its history, and export a SavedModel for TF Serving.",
+        help="train a VAE and export a SavedModel",
+        description="Train a VAE (by default the AEVB appendix-C Gaussian VAE on Frey Face, which ships with "
+        "tfvae), keep its run directory (config, logs, checkpoints, summary PNG), and export a SavedModel for TF "
+        "Serving. Killed mid-run, the same command resumes from the last finished epoch.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    train.add_argument("--latent-size", type=int, default=defaults.latent_size, help="size of z (N_z)")
-    train.add_argument("--hidden-units", type=int, default=defaults.hidden_units, help="width of the tanh layers")
-    train.add_argument("--epochs", type=int, default=defaults.epochs)
-    train.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    train.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help="Adam's step size")
-    train.add_argument("--seed", type=int, default=defaults.seed, help="seed of weights, shuffling and noise")
-    train.add_argument(
-        "--jit-compile", choices=JIT_COMPILE_CHOICES, default=defaults.jit_compile, help="XLA for the train step"
-    )
-    train.add_argument("--output-dir", default=defaults.output_dir, help="where model.keras and logs go")
-    train.add_argument("--export-root", default=defaults.export_root, help="root of the SavedModel versions")
-    train.add_argument("--model-name", default=defaults.model_name, help="exports go to EXPORT_ROOT/MODEL_NAME/N")
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
-    train.set_defaults(run=_train)
+    train_parser.add_argument("--config", help="a run's config.json: repeat that run (flags given here win)")
+    for field in dataclasses.fields(TrainConfig):
+        if field.name in TRAIN_FLAGS:
+            _add_field_flag(train_parser, field)
+    train_parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    train_parser.set_defaults(run=_train, **config_defaults)
 
     export = commands.add_parser(
         "export",
-        help="export a saved .keras VAE as a new SavedModel version",
+        help="export a saved .keras VAE (a final model or a checkpoint) as a new SavedModel version",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    export.add_argument("model", help="a .keras file saved by tfvae")
+    export.add_argument("model", help="a .keras file saved by tfvae (model.keras or the checkpoint best.keras)")
     export.add_argument("--model-dir", required=True, help="EXPORT_ROOT/MODEL_NAME; the version goes below it")
     export.add_argument("--version", type=int, default=None, help="default: one more than the newest")
     export.add_argument("--keep", type=int, default=None, help="keep only the newest KEEP versions")
@@ -61,14 +90,26 @@ def _build_parser():
     return parser
 
 
+def _add_field_flag(parser, field):
+    flag = "--" + field.name.replace("_", "-")
+    if field.type is bool:
+        parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default,
+                            help=TRAIN_FLAGS[field.name])
+        return
+    kind = {int: int, float: float}.get(field.type, str)
+    parser.add_argument(flag, type=kind, default=field.default, choices=CHOICES.get(field.name),
+                        help=TRAIN_FLAGS[field.name])
+
+
 def _train(args):
     fields = {field.name for field in dataclasses.fields(TrainConfig)}
     options = {name: value for name, value in vars(args).items() if name in fields}
-    config = TrainConfig(**options, verbose=0 if args.quiet else 1)
+    config = TrainConfig(**{**options, "verbose": 0 if args.quiet else 1})
     model, history, export_path = train(config)
-    elbo = history.history["elbo"][-1]
-    print(f"final training ELBO per example: {elbo:.2f}")
-    print(f"Keras model: {config.output_dir}/model.keras")
+    print(f"final training ELBO per example: {history.history['elbo'][-1]:.2f}")
+    if "val_elbo" in history.history:
+        print(f"final validation ELBO per example: {history.history['val_elbo'][-1]:.2f}")
+    print(f"run directory: {config.output_dir}")
     print(f"SavedModel: {export_path}")
     return 0
 

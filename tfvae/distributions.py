@@ -103,39 +103,40 @@ class DiagonalGaussian(tfd.MultivariateNormalDiag):
         return samples, self.log_prob(samples)
 
     def kl(self, other=None):
-        """KL(self || other) per example, in closed form.
-
-        Against the standard normal prior (`other=None`):
-        `KL = 0.5 * sum(mu^2 + sigma^2 - 1 - log sigma^2)`.
-        Against another diagonal Gaussian N(mu_2, sigma_2^2):
-        `KL = 0.5 * sum((mu - mu_2)^2 / sigma_2^2 + sigma^2 / sigma_2^2 - 1 - log sigma^2 + log sigma_2^2)`.
-        The sum runs over every axis but the batch axis. Zero when `deterministic`.
+        """KL(self || other) per example, in closed form: `kl_terms(other)` summed over every axis but the batch.
 
         Args:
-            other: None for N(0, I), or a `DiagonalGaussian` of the same shape.
+            other: None for the N(0, I) prior, or a `DiagonalGaussian` of the same shape.
 
         Returns:
             A tensor `[batch]`.
         """
+        return ops.sum_per_example(self.kl_terms(other))
+
+    def kl_terms(self, other=None):
+        """The KL of each latent dimension, the shape of `mean()`.
+
+        Against the standard normal prior (`other=None`): `0.5 * (mu^2 + sigma^2 - 1 - log sigma^2)`.
+        Against N(mu_2, sigma_2^2): `0.5 * ((mu - mu_2)^2 / sigma_2^2 + sigma^2 / sigma_2^2 - 1 - log sigma^2
+        + log sigma_2^2)`. Zero when `deterministic`.
+        """
         if self.deterministic:
-            return ops.sum_per_example(tf.zeros_like(self.loc))
+            return tf.zeros_like(self.loc)
         if other is None:
-            terms = tf.square(self.loc) + self.var - 1.0 - self.logvar
-        elif isinstance(other, DiagonalGaussian):
-            inverse_var = tf.exp(-other.logvar)
-            terms = (
-                tf.square(self.loc - other.loc) * inverse_var
-                + self.var * inverse_var
-                - 1.0
-                - self.logvar
-                + other.logvar
-            )
-        else:
+            return 0.5 * (tf.square(self.loc) + self.var - 1.0 - self.logvar)
+        if not isinstance(other, DiagonalGaussian):
             raise TypeError(
                 f"kl() takes None (the N(0, I) prior) or a DiagonalGaussian, not {type(other).__name__}; "
                 "for other distributions use tfp.distributions.kl_divergence."
             )
-        return ops.sum_per_example(0.5 * terms)
+        inverse_var = tf.exp(-other.logvar)
+        return 0.5 * (
+            tf.square(self.loc - other.loc) * inverse_var
+            + self.var * inverse_var
+            - 1.0
+            - self.logvar
+            + other.logvar
+        )
 
     def nll(self, x):
         """Negative log-likelihood of `x` per example.

@@ -67,11 +67,9 @@ def export_saved_model(model, model_dir, version=None, keep=None):
 
 def build_export_archive(model):
     """A `keras.export.ExportArchive` holding `model` and the endpoints listed in this module's docstring."""
-    data_shape = tuple(model.encoder.inputs[0].shape[1:])
+    data_shape, latent_shape = model.data_shape, model.latent_shape()
     if not model.built:
         model.build((None, *data_shape))
-    params = model.encoder(tf.zeros((1, *data_shape)))
-    latent_shape = (*params.shape[1:-1], params.shape[-1] // 2)
     data_spec = tf.TensorSpec((None, *data_shape), tf.float32, name="x")
     latent_spec = tf.TensorSpec((None, *latent_shape), tf.float32, name="z")
 
@@ -87,14 +85,15 @@ def build_export_archive(model):
         return model.likelihood.named_parameters(model.decode(z))
 
     def sample_from_noise(noise):
-        return {"z": noise, "sample": model.likelihood.mean(model.decode(noise))}
+        return {"z": noise, "sample": model.generate(noise)}
 
     def sample(num_samples):
         noise = keras.random.normal((num_samples, *latent_shape), seed=model.seed_generator)
         return sample_from_noise(noise)
 
     def elbo(x):
-        reconstruction, kl, _ = model.elbo_terms(x)
+        reconstruction, posterior, _ = model.elbo_terms(x)
+        kl = posterior.kl()
         return {"elbo": -(reconstruction + kl), "kl": kl, "reconstruction": reconstruction}
 
     archive = keras.export.ExportArchive()

@@ -17,9 +17,13 @@ class VAE(keras.Model):
     The data path of `call`:
     `x -> encoder -> [mu, log sigma^2] -> DiagonalGaussianLambda -> q(z|x) -> z = mu + sigma * epsilon -> decoder ->
     likelihood`. Per example the ELBO is `L(x) = -KL(q(z|x) || N(0, I)) + log p(x|z)` with one sample `z` (the
-    paper's SGVB estimator B, equation 10). The model minimises `reconstruction + beta * KL`, both batch means:
-    the KL is added with `add_loss`, and so is the reconstruction term `-log p(x|z)`, summed over the data
-    dimensions. `fit`, `evaluate` and the progress bar report `elbo`, `kl` and `reconstruction` per example.
+    paper's SGVB estimator B, equation 10). `fit`, `evaluate` and the progress bar report `elbo`, `kl` and
+    `reconstruction` (`-log p(x|z)`, summed over the data dimensions) per example.
+
+    The loss is `mean(reconstruction) + w * sum_j max(lambda, mean(KL_j))`, both terms added with `add_loss`:
+    `KL_j` is the KL of latent dimension `j`, `mean` runs over the batch, `lambda` is `free_bits` (Kingma et al.
+    2016; 0 gives the plain KL), and the weight `w` is `beta` ramped linearly from 0 over the first
+    `kl_warmup_steps` optimizer steps. With the defaults the loss is the negative ELBO.
 
     Noise comes from a `keras.random.SeedGenerator`, so a seed makes training reproducible, with or without XLA.
 
@@ -31,6 +35,9 @@ class VAE(keras.Model):
         likelihood: `"bernoulli"`, `"gaussian"`, or a likelihood object from `tfvae.likelihoods`.
         beta: the weight of the KL term (1 gives the ELBO; other values a beta-VAE). It is a non-trainable variable,
             so a callback may change it between steps of a compiled `fit`.
+        kl_warmup_steps: optimizer steps over which the KL weight rises linearly from 0 to `beta`; 0 for none.
+            The ramp reads the optimizer's step counter inside the train step, so it survives XLA and resuming.
+        free_bits: `lambda`, the KL (nats) below which a latent dimension is not penalised; 0 for none.
         logvar_range: the clamp of the posterior's log-variance.
         seed: an int for the sampling noise, or None.
         **kwargs: passed to `keras.Model` (`name`, ...).
@@ -42,11 +49,17 @@ class VAE(keras.Model):
         decoder,
         likelihood="bernoulli",
         beta=1.0,
+        kl_warmup_steps=0,
+        free_bits=0.0,
         logvar_range=DEFAULT_LOGVAR_RANGE,
         seed=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if kl_warmup_steps < 0 or free_bits < 0:
+            raise ValueError(f"kl_warmup_steps and free_bits must be >= 0, got {kl_warmup_steps} and {free_bits}.")
+        self.kl_warmup_steps = int(kl_warmup_steps)
+        self.free_bits = float(free_bits)
         self.encoder = encoder
         self.decoder = decoder
         self.likelihood = likelihoods.get(likelihood)
@@ -59,6 +72,8 @@ class VAE(keras.Model):
         self.elbo_tracker = keras.metrics.Mean(name="elbo")
         self.kl_tracker = keras.metrics.Mean(name="kl")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+        if getattr(encoder, "inputs", None):
+            self.build((None, *self.data_shape))
 
     def build(self, input_shape):
         """Builds the encoder and the decoder by running them once on zeros of `input_shape`."""
@@ -72,27 +87,58 @@ class VAE(keras.Model):
         """The likelihood's parameters for latents `z` (Bernoulli logits, or a Gaussian's `[mu, log sigma^2]`)."""
         return self.decoder(z, training=training)
 
+    def generate(self, z):
+        """E[x|z]: the likelihood's mean for latents `z` (probabilities for Bernoulli, `mu` for Gaussian)."""
+        return self.likelihood.mean(self.decode(z))
+
     def reconstruct(self, x):
         """E[x|z] at the posterior mean `z = mu(x)`: the deterministic reconstruction."""
-        return self.likelihood.mean(self.decode(self.encode(x).mode()))
+        return self.generate(self.encode(x).mode())
+
+    @property
+    def data_shape(self):
+        """The shape of one example, from the encoder's input."""
+        inputs = getattr(self.encoder, "inputs", None)
+        if not inputs:
+            raise ValueError("The encoder has no known input shape; give it a keras.Input.")
+        return tuple(inputs[0].shape[1:])
+
+    def latent_shape(self):
+        """The shape of one latent `z` (the encoder's output with the last axis halved)."""
+        params = self.encoder(tf.zeros((1, *self.data_shape)))
+        return (*params.shape[1:-1], params.shape[-1] // 2)
 
     def elbo_terms(self, x, training=None):
-        """One-sample estimates per example of `-log p(x|z)` and `KL(q(z|x) || p(z))`, and the decoder's output.
+        """One-sample estimate per example of `-log p(x|z)`, with the posterior and the decoder's output.
 
         Returns:
-            `(reconstruction, kl, decoder_params)`: two `[batch]` tensors and the decoder's parameters.
+            `(reconstruction, posterior, decoder_params)`: a `[batch]` tensor, q(z|x) as a `DiagonalGaussian`
+            (`posterior.kl()` is the KL per example), and the decoder's parameters for the sampled `z`.
         """
         x = tf.cast(x, self.compute_dtype)
         posterior = self.encode(x, training=training)
         z = posterior.sample(seed=self.next_seed())
         decoder_params = self.decode(z, training=training)
         reconstruction = self.likelihood.negative_log_likelihood(x, decoder_params)
-        return reconstruction, posterior.kl(), decoder_params
+        return reconstruction, posterior, decoder_params
+
+    def kl_weight(self):
+        """`w`: `beta`, times `min(1, step / kl_warmup_steps)` while the warm-up lasts."""
+        if not self.kl_warmup_steps or self.optimizer is None:
+            return self.beta
+        progress = tf.cast(self.optimizer.iterations, "float32") / self.kl_warmup_steps
+        return self.beta * tf.minimum(1.0, progress)
+
+    def kl_penalty(self, posterior):
+        """`sum_j max(lambda, mean over the batch of KL_j)`: the KL term of the loss, before its weight."""
+        kl_per_dimension = tf.reduce_mean(posterior.kl_terms(), axis=0)
+        return tf.reduce_sum(tf.maximum(self.free_bits, kl_per_dimension))
 
     def call(self, x, training=None):
-        """Adds `beta * mean(KL)` and `mean(-log p(x|z))` as losses; returns the sampled reconstruction E[x|z]."""
-        reconstruction, kl, decoder_params = self.elbo_terms(x, training=training)
-        self.add_loss(self.beta * tf.reduce_mean(kl))
+        """Adds the weighted KL penalty and `mean(-log p(x|z))` as losses; returns the sampled E[x|z]."""
+        reconstruction, posterior, decoder_params = self.elbo_terms(x, training=training)
+        kl = posterior.kl()
+        self.add_loss(self.kl_weight() * self.kl_penalty(posterior))
         self.add_loss(tf.reduce_mean(reconstruction))
         self.elbo_tracker.update_state(-(reconstruction + kl))
         self.kl_tracker.update_state(kl)
@@ -142,6 +188,8 @@ class VAE(keras.Model):
             "decoder": keras.saving.serialize_keras_object(self.decoder),
             "likelihood": self.likelihood.get_config(),
             "beta": float(keras.ops.convert_to_numpy(self.beta)),
+            "kl_warmup_steps": self.kl_warmup_steps,
+            "free_bits": self.free_bits,
             "logvar_range": list(self.posterior.logvar_range),
             "seed": self.seed,
         }

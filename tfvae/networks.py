@@ -68,3 +68,66 @@ def gaussian_mlp_decoder(
         ],
         name=name,
     )
+
+
+def conv_encoder(image_shape, latent_channels, filters=(32, 64), name="encoder"):
+    """q(z|x) with spatial latents: strided 3x3 convolutions, then `GaussianHead` at every position.
+
+    Each convolution halves height and width, so the latent is `[h / 2^k, w / 2^k, latent_channels]` for `k` layers;
+    the head's two Dense layers act as 1x1 convolutions giving `[mu, log sigma^2]` on the channel axis, the layout
+    of latent-diffusion's diagonal Gaussian.
+
+    Args:
+        image_shape: `(height, width, channels)`, both sides divisible by `2 ** len(filters)`.
+        latent_channels: channels of `z`.
+        filters: the channels of the convolutions, in order.
+
+    Returns:
+        A `keras.Sequential` from `[batch, h, w, c]` to `[batch, h', w', 2 * latent_channels]`.
+    """
+    _check_divisible(image_shape, len(filters))
+    layers = [keras.Input(tuple(image_shape), name="x")]
+    for index, width in enumerate(filters):
+        layers.append(keras.layers.Conv2D(width, 3, strides=2, padding="same", activation="relu", name=f"conv{index}"))
+    layers.append(GaussianHead(latent_channels, name="gaussian_head"))
+    return keras.Sequential(layers, name=name)
+
+
+def conv_decoder(latent_shape, image_shape, likelihood="bernoulli", filters=(64, 32), mean_activation=None,
+                 name="decoder"):
+    """p(x|z) for spatial latents: strided 3x3 transposed convolutions back to the image size, then the output head.
+
+    Args:
+        latent_shape: `(h', w', latent_channels)`, as `conv_encoder` makes it.
+        image_shape: `(height, width, channels)` of the data.
+        likelihood: `"bernoulli"` (a 3x3 convolution to logits) or `"gaussian"` (`GaussianHead` per pixel).
+        filters: the channels of the transposed convolutions, in order; as many as the encoder's convolutions.
+        mean_activation: with a Gaussian likelihood, applied to `mu` only.
+
+    Returns:
+        A `keras.Sequential` from `[batch, h', w', c']` to the likelihood's parameters per pixel.
+    """
+    layers = [keras.Input(tuple(latent_shape), name="z")]
+    for index, width in enumerate(filters):
+        layers.append(
+            keras.layers.Conv2DTranspose(
+                width, 3, strides=2, padding="same", activation="relu", name=f"deconv{index}"
+            )
+        )
+    channels = image_shape[-1]
+    if likelihood == "bernoulli":
+        layers.append(keras.layers.Conv2D(channels, 3, padding="same", name="logits"))
+    elif likelihood == "gaussian":
+        layers.append(GaussianHead(channels, mean_activation=mean_activation, name="gaussian_head"))
+    else:
+        raise ValueError(f"conv_decoder knows the likelihoods 'bernoulli' and 'gaussian', not {likelihood!r}.")
+    return keras.Sequential(layers, name=name)
+
+
+def _check_divisible(image_shape, halvings):
+    factor = 2**halvings
+    if image_shape[0] % factor or image_shape[1] % factor:
+        raise ValueError(
+            f"Height and width {tuple(image_shape[:2])} must be divisible by {factor} for {halvings} strided "
+            "convolutions; pad or crop the images, or use fewer filters."
+        )

@@ -1,4 +1,11 @@
-"""A training run from a `TrainConfig`: data, model, `fit`, and the saved results."""
+"""A training run from a `TrainConfig`: data, model, callbacks, `fit`, and what the run directory keeps.
+
+A run directory (`output_dir`) ends up holding
+`config.json` (the run's settings; `tfvae train --config` repeats the run), `history.csv` (per-epoch metrics),
+`history.json` (the same, with each epoch's seconds), `best.keras` (the best model by validation ELBO),
+`model.keras` (the final model), `summary.png` (learning curves, reconstructions, samples), `backup/` (while a run
+is unfinished: what `BackupAndRestore` resumes from) and, with TensorBoard on, `tensorboard/`.
+"""
 
 import dataclasses
 import json
@@ -6,84 +13,200 @@ import os
 import time
 
 import keras
+import numpy as np
 
-from tfvae import data, networks
+from tfvae import callbacks as tfvae_callbacks
+from tfvae import data, networks, visualize
 from tfvae.export import export_saved_model
 from tfvae.model import VAE
 
 JIT_COMPILE_CHOICES = ("auto", "on", "off")
+MODEL_FAMILIES = ("mlp", "conv")
+LIKELIHOODS = ("bernoulli", "gaussian")
+DIAGNOSTIC_EXAMPLES = 1000
 
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Everything that defines a training run; saved beside its results as `config.json`.
+    """Everything that defines a training run; saved in the run directory as `config.json`.
 
-    Defaults follow AEVB on Frey Face: a Gaussian decoder whose means pass through a sigmoid, 200 hidden units,
-    minibatches of 100.
+    The defaults follow AEVB on Frey Face: a Gaussian decoder whose means pass through a sigmoid, 200 hidden
+    units, minibatches of 100. `likelihood=None` picks Gaussian for Frey Face and Bernoulli for the others. For the
+    convolutional family `latent_size` counts latent channels (the latent is `[h / 4, w / 4, latent_size]`).
     """
 
+    dataset: str = "frey_face"
+    data_dir: str = None
+    download: bool = False
+    model: str = "mlp"
+    likelihood: str = None
+    binarize: bool = False
     latent_size: int = 10
     hidden_units: int = networks.PAPER_HIDDEN_UNITS
     epochs: int = 100
     batch_size: int = 100
     learning_rate: float = 1e-3
+    beta: float = 1.0
+    kl_warmup_steps: int = 0
+    free_bits: float = 0.0
+    validation_split: float = 0.1
+    early_stopping_patience: int = 0
+    tensorboard: bool = False
+    image_every: int = 5
     seed: int = 0
     jit_compile: str = "auto"
-    output_dir: str = "runs/frey_face"
+    output_dir: str = None
     export_root: str = "saved_models"
-    model_name: str = "frey_face"
+    model_name: str = None
     verbose: int = 1
 
     def __post_init__(self):
-        if self.jit_compile not in JIT_COMPILE_CHOICES:
-            raise ValueError(f"jit_compile must be one of {JIT_COMPILE_CHOICES}, got {self.jit_compile!r}.")
-        for field in ("latent_size", "hidden_units", "epochs", "batch_size"):
+        if self.likelihood is None:
+            self.likelihood = "gaussian" if self.dataset == "frey_face" else "bernoulli"
+        if self.model_name is None:
+            self.model_name = os.path.splitext(os.path.basename(os.path.normpath(self.dataset)))[0]
+        if self.output_dir is None:
+            self.output_dir = os.path.join("runs", self.model_name)
+        _check_choice("jit_compile", self.jit_compile, JIT_COMPILE_CHOICES)
+        _check_choice("model", self.model, MODEL_FAMILIES)
+        _check_choice("likelihood", self.likelihood, LIKELIHOODS)
+        for field in ("latent_size", "hidden_units", "epochs", "batch_size", "image_every"):
             if getattr(self, field) < 1:
                 raise ValueError(f"{field} must be at least 1, got {getattr(self, field)}.")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}.")
+        if not 0 <= self.validation_split < 1:
+            raise ValueError(f"validation_split must be in [0, 1), got {self.validation_split}.")
 
+    @classmethod
+    def from_json(cls, path):
+        with open(path) as file:
+            return cls(**json.load(file))
 
-def build_frey_face_vae(config):
-    """The appendix-C Gaussian VAE for Frey Face: Gaussian MLP encoder, Gaussian MLP decoder with sigmoid means."""
-    data_size = data.FREY_FACE_SHAPE[0] * data.FREY_FACE_SHAPE[1]
-    encoder = networks.gaussian_mlp_encoder(data_size, config.latent_size, config.hidden_units)
-    decoder = networks.gaussian_mlp_decoder(
-        config.latent_size, data_size, config.hidden_units, mean_activation="sigmoid"
-    )
-    return VAE(encoder, decoder, likelihood="gaussian", seed=config.seed, name="frey_face_vae")
+    def to_json(self, path):
+        with open(path, "w") as file:
+            json.dump(dataclasses.asdict(self), file, indent=1)
 
 
 def train(config):
-    """Trains the Frey Face VAE, saves `model.keras`, `history.json`, `config.json`, and exports a SavedModel.
+    """Runs the training that `config` describes, then saves the run directory and exports a SavedModel.
 
     Returns:
         `(model, history, export_path)`.
     """
     keras.utils.set_random_seed(config.seed)
-    images = data.load_frey_face()
-    model = build_frey_face_vae(config)
+    train_images, validation_images = load_training_images(config)
+    flatten = config.model == "mlp"
+    examples = {"train": train_images, "validation": validation_images}
+    inputs = {name: _as_inputs(images, flatten) for name, images in examples.items() if images is not None}
+    model = build_model(config, train_images.shape[1:])
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
         jit_compile={"auto": "auto", "on": True, "off": False}[config.jit_compile],
     )
     os.makedirs(config.output_dir, exist_ok=True)
+    config.to_json(os.path.join(config.output_dir, "config.json"))
+
+    def batches(images, shuffle):
+        return data.pipeline(images, config.batch_size, shuffle, config.binarize, flatten, config.seed)
+
     timer = EpochTimer()
     history = model.fit(
-        images,
+        batches(train_images, shuffle=True),
+        validation_data=None if validation_images is None else batches(validation_images, shuffle=False),
         epochs=config.epochs,
-        batch_size=config.batch_size,
-        shuffle=True,
-        callbacks=[timer],
+        shuffle=False,  # the pipeline shuffles
+        callbacks=[timer, *make_callbacks(config, inputs, image_shape=train_images.shape[1:])],
         verbose=config.verbose,
     )
     model.save(os.path.join(config.output_dir, "model.keras"))
     with open(os.path.join(config.output_dir, "history.json"), "w") as file:
         json.dump({**history.history, "epoch_seconds": timer.seconds}, file, indent=1)
-    with open(os.path.join(config.output_dir, "config.json"), "w") as file:
-        json.dump(dataclasses.asdict(config), file, indent=1)
+    save_summary(model, history.history, inputs.get("validation", inputs["train"]), train_images.shape[1:],
+                 os.path.join(config.output_dir, "summary.png"))
     export_path = export_saved_model(model, os.path.join(config.export_root, config.model_name))
     return model, history, export_path
+
+
+def load_training_images(config):
+    """The training images and the validation images (None when `validation_split` is 0).
+
+    The validation images are a fixed fraction of the training split, chosen by a permutation seeded with
+    `config.seed`.
+    """
+    images = data.load_images(config.dataset, "train", config.data_dir, config.download)
+    if not config.validation_split:
+        return images, None
+    order = np.random.default_rng(config.seed).permutation(len(images))
+    count = max(1, int(round(config.validation_split * len(images))))
+    return images[order[count:]], images[order[:count]]
+
+
+def build_model(config, image_shape):
+    """The VAE of `config` for images of `image_shape`: appendix-C MLPs, or the convolutional pair."""
+    mean_activation = "sigmoid" if config.likelihood == "gaussian" else None
+    if config.model == "mlp":
+        size = int(np.prod(image_shape))
+        encoder = networks.gaussian_mlp_encoder(size, config.latent_size, config.hidden_units)
+        if config.likelihood == "bernoulli":
+            decoder = networks.bernoulli_mlp_decoder(config.latent_size, size, config.hidden_units)
+        else:
+            decoder = networks.gaussian_mlp_decoder(config.latent_size, size, config.hidden_units, mean_activation)
+    else:
+        encoder = networks.conv_encoder(image_shape, config.latent_size)
+        latent_shape = encoder.output_shape[1:-1] + (config.latent_size,)
+        decoder = networks.conv_decoder(latent_shape, image_shape, config.likelihood, mean_activation=mean_activation)
+    return VAE(
+        encoder,
+        decoder,
+        likelihood=config.likelihood,
+        beta=config.beta,
+        kl_warmup_steps=config.kl_warmup_steps,
+        free_bits=config.free_bits,
+        seed=config.seed,
+        name=f"{config.model_name}_vae",
+    )
+
+
+def make_callbacks(config, inputs, image_shape):
+    """Checkpoints, resumption, logs, early stopping and TensorBoard for a run of `config`.
+
+    Args:
+        inputs: `{"train": examples, "validation": examples}` as the model takes them (validation optional).
+        image_shape: the shape of one image, to show flat examples as pictures.
+    """
+    run = config.output_dir
+    monitor = "val_elbo" if "validation" in inputs else "elbo"
+    callbacks = [
+        keras.callbacks.BackupAndRestore(os.path.join(run, "backup")),
+        keras.callbacks.ModelCheckpoint(os.path.join(run, "best.keras"), monitor=monitor, mode="max",
+                                        save_best_only=True),
+        keras.callbacks.CSVLogger(os.path.join(run, "history.csv"), append=True),
+    ]
+    if config.early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode="max", restore_best_weights=True,
+                                                       patience=config.early_stopping_patience))
+    if config.tensorboard:
+        log_dir = os.path.join(run, "tensorboard")
+        shown = inputs.get("validation", inputs["train"])[:8]
+        callbacks += [
+            keras.callbacks.TensorBoard(log_dir, write_graph=False),
+            tfvae_callbacks.LatentDiagnostics(log_dir, inputs["train"][:DIAGNOSTIC_EXAMPLES],
+                                              _first(inputs.get("validation"), DIAGNOSTIC_EXAMPLES)),
+            tfvae_callbacks.SampleImages(log_dir, shown, image_shape, config.image_every, seed=config.seed),
+        ]
+    return callbacks
+
+
+def save_summary(model, history, examples, image_shape, path):
+    """Writes the run's summary PNG: learning curves, 8 examples with their reconstructions, 32 prior samples."""
+    noise = np.random.default_rng(0).standard_normal((32, *model.latent_shape())).astype(np.float32)
+
+    def images(values):
+        return np.clip(np.asarray(values), 0, 1).reshape(-1, *image_shape)
+
+    visualize.save_run_summary(path, history, images(examples[:8]), images(model.reconstruct(examples[:8])),
+                               images(model.generate(noise)))
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -97,3 +220,16 @@ class EpochTimer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds.append(time.perf_counter() - self._start)
+
+
+def _as_inputs(images, flatten):
+    return images.reshape(len(images), -1) if flatten else images
+
+
+def _first(values, count):
+    return None if values is None else values[:count]
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}.")

@@ -1,0 +1,105 @@
+"""Keras callbacks that show a VAE's latent space and samples in TensorBoard.
+
+Keras' own `keras.callbacks.TensorBoard` writes the per-epoch `epoch_elbo`, `epoch_kl`, `epoch_reconstruction`,
+`epoch_loss` and `epoch_learning_rate` scalars; these callbacks add what only a VAE has. They run eagerly between
+epochs, outside the (possibly XLA-compiled) train step, where `tf.summary` cannot run.
+"""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfvae import evaluate, visualize
+
+
+class LatentDiagnostics(keras.callbacks.Callback):
+    """Per epoch, for fixed train and validation examples: KL per latent channel, active units, posterior histograms.
+
+    Writes to `<log_dir>/train` and `<log_dir>/validation`, beside Keras' TensorBoard scalars:
+    `kl_per_channel/<j>`, `active_units`, histograms `posterior/mean` and `posterior/logvar`, and in `train` the
+    current KL weight `kl_weight`.
+
+    Args:
+        log_dir: the TensorBoard log directory of the run.
+        train_examples: a batch of training examples (a few hundred to a few thousand), as the model takes them.
+        validation_examples: the same from the validation data, or None.
+    """
+
+    def __init__(self, log_dir, train_examples, validation_examples=None):
+        super().__init__()
+        self.splits = {"train": train_examples}
+        if validation_examples is not None:
+            self.splits["validation"] = validation_examples
+        self.writers = {name: tf.summary.create_file_writer(os.path.join(log_dir, name)) for name in self.splits}
+
+    def on_epoch_end(self, epoch, logs=None):
+        for name, examples in self.splits.items():
+            posterior = self.model.encode(examples)
+            with self.writers[name].as_default(step=epoch):
+                tf.summary.scalar("active_units", evaluate.active_units(posterior.mean()))
+                for channel, kl in enumerate(evaluate.kl_per_channel(posterior)):
+                    tf.summary.scalar(f"kl_per_channel/{channel}", kl)
+                tf.summary.histogram("posterior/mean", posterior.mean())
+                tf.summary.histogram("posterior/logvar", posterior.logvar)
+                if name == "train":
+                    tf.summary.scalar("kl_weight", self.model.kl_weight())
+            self.writers[name].flush()
+
+    def on_train_end(self, logs=None):
+        for writer in self.writers.values():
+            writer.close()
+
+
+class SampleImages(keras.callbacks.Callback):
+    """Every `every_n_epochs` epochs (and after the last): images of reconstructions, prior samples and, for a 2-D
+    latent, the learned manifold (AEVB figures 4 and 5).
+
+    Writes to `<log_dir>/images`: `reconstructions` (inputs in the top row, their reconstructions below),
+    `prior_samples` (E[x|z] for fixed z ~ N(0, I)) and `manifold` (E[x|z] over a grid of z, 2-D latents only).
+
+    Args:
+        log_dir: the TensorBoard log directory of the run.
+        examples: a few examples (8 is plenty), as the model takes them.
+        image_shape: `(height, width, channels)` to show flat examples as images.
+        every_n_epochs: how often to write.
+        num_samples: how many prior samples to show.
+        seed: seeds the fixed prior samples.
+    """
+
+    def __init__(self, log_dir, examples, image_shape, every_n_epochs=5, num_samples=32, seed=0):
+        super().__init__()
+        self.examples = examples
+        self.image_shape = tuple(image_shape)
+        self.every_n_epochs = every_n_epochs
+        self.num_samples = num_samples
+        self.seed = seed
+        self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "images"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every_n_epochs == 0:
+            self.write(epoch)
+
+    def on_train_end(self, logs=None):
+        if self.params and (self.params.get("epochs", 0) % self.every_n_epochs):
+            self.write(self.params["epochs"] - 1)
+        self.writer.close()
+
+    def write(self, epoch):
+        columns = len(self.examples)
+        pairs = np.concatenate([self.as_images(self.examples), self.as_images(self.model.reconstruct(self.examples))])
+        latent_shape = self.model.latent_shape()
+        noise = np.random.default_rng(self.seed).standard_normal((self.num_samples, *latent_shape))
+        with self.writer.as_default(step=epoch):
+            tf.summary.image("reconstructions", visualize.tile(pairs, columns)[np.newaxis])
+            samples = self.as_images(self.model.generate(noise.astype(np.float32)))
+            tf.summary.image("prior_samples", visualize.tile(samples, 8)[np.newaxis])
+            if latent_shape == (2,):
+                grid = self.as_images(self.model.generate(visualize.manifold_latents(12)))
+                tf.summary.image("manifold", visualize.tile(grid, 12)[np.newaxis])
+        self.writer.flush()
+
+    def as_images(self, values):
+        values = np.clip(np.asarray(values), 0.0, 1.0)
+        return values.reshape(len(values), *self.image_shape)

@@ -1,0 +1,64 @@
+"""Pictures of a VAE: image grids, the 2-D latent manifold, and a run's summary figure."""
+
+import statistics
+
+import numpy as np
+
+
+def tile(images, columns):
+    """Lays `[N, h, w, c]` images out as one `[rows * h, columns * w, c]` image, row by row (blank cells are 0)."""
+    images = np.asarray(images)
+    count, height, width, channels = images.shape
+    rows = -(-count // columns)
+    grid = np.zeros((rows * height, columns * width, channels), images.dtype)
+    for index, image in enumerate(images):
+        row, column = divmod(index, columns)
+        grid[row * height : (row + 1) * height, column * width : (column + 1) * width] = image
+    return grid
+
+
+def manifold_latents(points_per_axis):
+    """Latents on a `points_per_axis`^2 grid for a 2-D latent space, as in AEVB figures 4 and 5.
+
+    Linearly spaced coordinates of the unit square are mapped through the inverse normal CDF, so that the grid
+    covers N(0, I) evenly in probability. Rows go from high to low `z_2`, columns from low to high `z_1`.
+
+    Returns:
+        A float32 array `[points_per_axis ** 2, 2]`.
+    """
+    quantiles = np.array([statistics.NormalDist().inv_cdf(p) for p in np.linspace(0.05, 0.95, points_per_axis)])
+    z1, z2 = np.meshgrid(quantiles, quantiles[::-1])
+    return np.stack([z1.ravel(), z2.ravel()], axis=-1).astype(np.float32)
+
+
+def save_run_summary(path, history, inputs, reconstructions, samples):
+    """Writes a PNG with the learning curves, inputs above their reconstructions, and samples from the prior.
+
+    Args:
+        path: the PNG file to write.
+        history: a Keras `History.history` dict (with `elbo` and possibly `val_elbo`).
+        inputs, reconstructions, samples: `[N, h, w, c]` images in [0, 1].
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, (curves, pairs, prior) = pyplot.subplots(1, 3, figsize=(15, 4.5))
+    epochs = np.arange(1, len(history["elbo"]) + 1)
+    curves.plot(epochs, history["elbo"], label="train")
+    if "val_elbo" in history:
+        curves.plot(epochs, history["val_elbo"], label="validation")
+    curves.set(xlabel="epoch", ylabel="ELBO per example", title="Learning curves")
+    curves.legend()
+    columns = min(len(inputs), 8)
+    paired = np.concatenate([tile(inputs[:columns], columns), tile(reconstructions[:columns], columns)], axis=0)
+    for axes, image, title in (
+        (pairs, paired, "Inputs (top) and reconstructions"),
+        (prior, tile(samples, 8), "Samples from the prior"),
+    ):
+        axes.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
+        axes.set(title=title, xticks=[], yticks=[])
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    pyplot.close(figure)
