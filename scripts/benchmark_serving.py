@@ -15,9 +15,9 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from tfvae import data
+from tfvae import frey_face
 from tfvae.export import export_saved_model
-from tfvae.training import TrainConfig, build_frey_face_vae
+from tfvae.training import TrainConfig, build_model
 
 
 def time_calls(function, repeats):
@@ -38,8 +38,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=200, help="timed calls per row")
     args = parser.parse_args()
 
-    model = build_frey_face_vae(TrainConfig())
-    images = data.load_frey_face()
+    model = build_model(TrainConfig(), frey_face.IMAGE_SHAPE)
+    images = frey_face.packaged_images().reshape(-1, 560).astype(np.float32) / 255.0
     with tempfile.TemporaryDirectory() as export_dir:
         loaded = tf.saved_model.load(export_saved_model(model, export_dir))
         serving, encode = loaded.signatures["serving_default"], loaded.signatures["encode"]

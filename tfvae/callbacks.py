@@ -103,3 +103,29 @@ class SampleImages(keras.callbacks.Callback):
     def as_images(self, values):
         values = np.clip(np.asarray(values), 0.0, 1.0)
         return values.reshape(len(values), *self.image_shape)
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops training at the first batch whose loss is NaN or infinite, before anything of that epoch is saved.
+
+    It raises `NonFiniteLossError` from the batch, so the epoch never ends: `BackupAndRestore` keeps the state of the
+    last finished epoch (the same command resumes from it) and `ModelCheckpoint` keeps the best model so far. Keep
+    it first in the callback list.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = float((logs or {}).get("loss", 0.0))
+        if not np.isfinite(loss):
+            raise NonFiniteLossError(
+                f"Training stopped: the loss became {loss} in epoch {self.epoch + 1}, batch {batch + 1}. Nothing of "
+                "this epoch was saved; the last finished epoch's state is kept for resuming, and the best model so far "
+                "in best.keras. Usual causes: a learning rate too high (try a smaller one), or NaN or extreme values "
+                "in the data."
+            )

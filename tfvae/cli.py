@@ -7,7 +7,18 @@ import sys
 import keras
 
 from tfvae.export import export_saved_model
-from tfvae.training import JIT_COMPILE_CHOICES, LIKELIHOODS, MODEL_FAMILIES, TrainConfig, train
+from tfvae.callbacks import NonFiniteLossError
+from tfvae.data import DataError
+from tfvae.training import (
+    JIT_COMPILE_CHOICES,
+    LIKELIHOODS,
+    MODEL_FAMILIES,
+    PRECISIONS,
+    STRATEGIES,
+    TrainConfig,
+    train,
+)
+from tfvae.validation import InputError
 
 # Flag help for every TrainConfig field; the flag is the field's name with dashes.
 TRAIN_FLAGS = {
@@ -32,11 +43,20 @@ TRAIN_FLAGS = {
     "image_every": "epochs between TensorBoard images",
     "seed": "seed of weights, data order, binarization and noise",
     "jit_compile": "XLA for the train step (auto: on, unless tf.distribute is in use)",
+    "strategy": "tf.distribute strategy: one device, all local devices (mirrored), or the machines of TF_CONFIG "
+    "(multiworker); --batch-size stays the global batch",
+    "precision": "Keras dtype policy: mixed precision computes layers in 16 bits, the distribution math in float32",
     "output_dir": "the run directory (default: runs/MODEL_NAME)",
     "export_root": "root of the SavedModel versions",
     "model_name": "exports go to EXPORT_ROOT/MODEL_NAME/<version> (default: from the data set)",
 }
-CHOICES = {"model": MODEL_FAMILIES, "likelihood": LIKELIHOODS, "jit_compile": JIT_COMPILE_CHOICES}
+CHOICES = {
+    "model": MODEL_FAMILIES,
+    "likelihood": LIKELIHOODS,
+    "jit_compile": JIT_COMPILE_CHOICES,
+    "strategy": STRATEGIES,
+    "precision": PRECISIONS,
+}
 
 
 def main(argv=None):
@@ -104,14 +124,26 @@ def _add_field_flag(parser, field):
 def _train(args):
     fields = {field.name for field in dataclasses.fields(TrainConfig)}
     options = {name: value for name, value in vars(args).items() if name in fields}
-    config = TrainConfig(**{**options, "verbose": 0 if args.quiet else 1})
-    model, history, export_path = train(config)
+    try:
+        config = TrainConfig(**{**options, "verbose": 0 if args.quiet else 1})
+    except ValueError as error:
+        return _fail(error)
+    try:
+        model, history, export_path = train(config)
+    except (DataError, InputError, NonFiniteLossError) as error:
+        return _fail(error)
     print(f"final training ELBO per example: {history.history['elbo'][-1]:.2f}")
     if "val_elbo" in history.history:
         print(f"final validation ELBO per example: {history.history['val_elbo'][-1]:.2f}")
     print(f"run directory: {config.output_dir}")
-    print(f"SavedModel: {export_path}")
+    if export_path:
+        print(f"SavedModel: {export_path}")
     return 0
+
+
+def _fail(error):
+    print(f"tfvae train: {error}", file=sys.stderr)
+    return 1
 
 
 def _export(args):

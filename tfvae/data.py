@@ -76,7 +76,10 @@ def pipeline(images, batch_size, shuffle=True, binarize=False, flatten=True, see
         dataset = tf.data.Dataset.zip(dataset, batch_seeds).map(_binarize, num_parallel_calls=tf.data.AUTOTUNE)
     if flatten:
         dataset = dataset.map(lambda batch: tf.reshape(batch, (tf.shape(batch)[0], -1)))
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    # Several workers each take their slice of every global batch (the data lives in memory, not in files).
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
 def read_idx(path):

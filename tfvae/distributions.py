@@ -119,23 +119,24 @@ class DiagonalGaussian(tfd.MultivariateNormalDiag):
         Against the standard normal prior (`other=None`): `0.5 * (mu^2 + sigma^2 - 1 - log sigma^2)`.
         Against N(mu_2, sigma_2^2): `0.5 * ((mu - mu_2)^2 / sigma_2^2 + sigma^2 / sigma_2^2 - 1 - log sigma^2
         + log sigma_2^2)`. Zero when `deterministic`.
+
+        `sigma^2 / sigma_2^2 - 1 - (log sigma^2 - log sigma_2^2)` is computed as `expm1(d) - d` with
+        `d = log sigma^2 - log sigma_2^2`, which is never negative in floating point either, so neither is the KL.
         """
         if self.deterministic:
             return tf.zeros_like(self.loc)
         if other is None:
-            return 0.5 * (tf.square(self.loc) + self.var - 1.0 - self.logvar)
+            return 0.5 * (tf.square(self.loc) + tf.math.expm1(self.logvar) - self.logvar)
         if not isinstance(other, DiagonalGaussian):
             raise TypeError(
                 f"kl() takes None (the N(0, I) prior) or a DiagonalGaussian, not {type(other).__name__}; "
                 "for other distributions use tfp.distributions.kl_divergence."
             )
-        inverse_var = tf.exp(-other.logvar)
+        logvar_difference = self.logvar - other.logvar
         return 0.5 * (
-            tf.square(self.loc - other.loc) * inverse_var
-            + self.var * inverse_var
-            - 1.0
-            - self.logvar
-            + other.logvar
+            tf.square(self.loc - other.loc) * tf.exp(-other.logvar)
+            + tf.math.expm1(logvar_difference)
+            - logvar_difference
         )
 
     def nll(self, x):

@@ -23,9 +23,11 @@ class Bernoulli:
     name = "bernoulli"
 
     def negative_log_likelihood(self, x, params):
-        """`-sum_i [x_i log y_i + (1 - x_i) log(1 - y_i)]` per example."""
-        x = tf.cast(x, params.dtype)
-        return ops.sum_per_example(tf.nn.sigmoid_cross_entropy_with_logits(labels=x, logits=params))
+        """`-sum_i [x_i log y_i + (1 - x_i) log(1 - y_i)]` per example, in float32 (or float64) precision."""
+        x = tf.convert_to_tensor(x)
+        x = tf.cast(x, tf.float64 if x.dtype == tf.float64 else tf.float32)
+        logits = tf.cast(params, x.dtype)
+        return ops.sum_per_example(tf.nn.sigmoid_cross_entropy_with_logits(labels=x, logits=logits))
 
     def mean(self, params):
         """The probabilities `y = sigmoid(params)`."""

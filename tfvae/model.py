@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tfvae import likelihoods
+from tfvae import likelihoods, validation
 from tfvae.distributions import DEFAULT_LOGVAR_RANGE
 from tfvae.layers import DiagonalGaussianLambda
 
@@ -76,8 +76,21 @@ class VAE(keras.Model):
             self.build((None, *self.data_shape))
 
     def build(self, input_shape):
-        """Builds the encoder and the decoder by running them once on zeros of `input_shape`."""
-        self.reconstruct(tf.zeros((1, *input_shape[1:])))
+        """Builds the encoder and the decoder by running them once on zeros of `input_shape`.
+
+        Raises:
+            ValueError: when the decoder's output does not fit the data and the likelihood.
+        """
+        data_shape = tuple(input_shape[1:])
+        params = self.decode(self.encode(tf.zeros((1, *data_shape))).mode())
+        expected = (*data_shape[:-1], self.likelihood.params_size(data_shape[-1]))
+        if tuple(params.shape[1:]) != expected:
+            raise ValueError(
+                f"The decoder emits {tuple(params.shape[1:])} per example, but a {self.likelihood.name} likelihood "
+                f"of data shaped {data_shape} needs {expected}. Give the decoder {expected[-1]} outputs on its last "
+                "axis (networks.bernoulli_mlp_decoder for 'bernoulli', networks.gaussian_mlp_decoder for "
+                "'gaussian'), or choose the likelihood that matches it."
+            )
 
     def encode(self, x, training=None):
         """q(z|x) as a `DiagonalGaussian`."""
@@ -115,12 +128,26 @@ class VAE(keras.Model):
             `(reconstruction, posterior, decoder_params)`: a `[batch]` tensor, q(z|x) as a `DiagonalGaussian`
             (`posterior.kl()` is the KL per example), and the decoder's parameters for the sampled `z`.
         """
-        x = tf.cast(x, self.compute_dtype)
+        x = tf.cast(x, self.variable_dtype)  # under mixed precision the likelihood still sees float32 data
         posterior = self.encode(x, training=training)
-        z = posterior.sample(seed=self.next_seed())
+        z = self.sample_posterior(posterior)
         decoder_params = self.decode(z, training=training)
         reconstruction = self.likelihood.negative_log_likelihood(x, decoder_params)
         return reconstruction, posterior, decoder_params
+
+    def sample_posterior(self, posterior):
+        """`z = mu + sigma * epsilon`, one draw per example from q(z|x).
+
+        Under a `tf.distribute` strategy each replica draws the noise of the whole global batch and keeps its own
+        slice, so every example gets the noise it would get on one device and training does not depend on the
+        number of replicas.
+        """
+        seed = self.next_seed()
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            return posterior.sample(seed=seed)
+        global_draw = posterior.sample(context.num_replicas_in_sync, seed=seed)
+        return tf.gather(global_draw, context.replica_id_in_sync_group)
 
     def kl_weight(self):
         """`w`: `beta`, times `min(1, step / kl_warmup_steps)` while the warm-up lasts."""
@@ -161,6 +188,38 @@ class VAE(keras.Model):
         self.compile(**keras.saving.deserialize_keras_object(config))
         if self.built:
             self.optimizer.build(self.trainable_variables)
+
+    def train_step(self, data):
+        return self._reducible_across_workers(super().train_step(data))
+
+    def test_step(self, data):
+        return self._reducible_across_workers(super().test_step(data))
+
+    def _reducible_across_workers(self, logs):
+        """Gives each log value an axis when training on several workers.
+
+        Keras 3 reduces the step's outputs under a multi-worker strategy with `strategy.reduce("MEAN", v, axis=0)`,
+        which fails on scalars (tensorflow/tensorflow#72388); a `[1]` value reduces to the same scalar.
+        """
+        extended = self.distribute_strategy.extended
+        if not getattr(extended, "_in_multi_worker_mode", lambda: False)():
+            return logs
+        return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+
+    def fit(self, x=None, y=None, **kwargs):
+        """`keras.Model.fit`, after checking `x` and `validation_data` (see `validation.check_data`)."""
+        self.check_data(x)
+        self.check_data(kwargs.get("validation_data"), role="validation_data")
+        return super().fit(x, y, **kwargs)
+
+    def evaluate(self, x=None, y=None, **kwargs):
+        """`keras.Model.evaluate`, after checking `x`."""
+        self.check_data(x)
+        return super().evaluate(x, y, **kwargs)
+
+    def check_data(self, data, role="x"):
+        """Raises `validation.InputError` if `data` does not fit this model (shape, dtype, values)."""
+        validation.check_data(data, self.data_shape, self.likelihood.name, role)
 
     def predict_step(self, data):
         """`predict` gives the deterministic reconstruction (see `reconstruct`)."""

@@ -7,6 +7,7 @@ A run directory (`output_dir`) ends up holding
 is unfinished: what `BackupAndRestore` resumes from) and, with TensorBoard on, `tensorboard/`.
 """
 
+import csv
 import dataclasses
 import json
 import os
@@ -14,6 +15,7 @@ import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from tfvae import callbacks as tfvae_callbacks
 from tfvae import data, networks, visualize
@@ -21,6 +23,8 @@ from tfvae.export import export_saved_model
 from tfvae.model import VAE
 
 JIT_COMPILE_CHOICES = ("auto", "on", "off")
+STRATEGIES = ("default", "mirrored", "multiworker")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 MODEL_FAMILIES = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
 DIAGNOSTIC_EXAMPLES = 1000
@@ -33,6 +37,9 @@ class TrainConfig:
     The defaults follow AEVB on Frey Face: a Gaussian decoder whose means pass through a sigmoid, 200 hidden
     units, minibatches of 100. `likelihood=None` picks Gaussian for Frey Face and Bernoulli for the others. For the
     convolutional family `latent_size` counts latent channels (the latent is `[h / 4, w / 4, latent_size]`).
+
+    `batch_size` is the global batch: under a `strategy` with R replicas each replica takes `batch_size / R`
+    examples of every step, and the result is the same as one device taking all of them.
     """
 
     dataset: str = "frey_face"
@@ -55,6 +62,8 @@ class TrainConfig:
     image_every: int = 5
     seed: int = 0
     jit_compile: str = "auto"
+    strategy: str = "default"
+    precision: str = "float32"
     output_dir: str = None
     export_root: str = "saved_models"
     model_name: str = None
@@ -70,6 +79,8 @@ class TrainConfig:
         _check_choice("jit_compile", self.jit_compile, JIT_COMPILE_CHOICES)
         _check_choice("model", self.model, MODEL_FAMILIES)
         _check_choice("likelihood", self.likelihood, LIKELIHOODS)
+        _check_choice("strategy", self.strategy, STRATEGIES)
+        _check_choice("precision", self.precision, PRECISIONS)
         for field in ("latent_size", "hidden_units", "epochs", "batch_size", "image_every"):
             if getattr(self, field) < 1:
                 raise ValueError(f"{field} must be at least 1, got {getattr(self, field)}.")
@@ -91,21 +102,33 @@ class TrainConfig:
 def train(config):
     """Runs the training that `config` describes, then saves the run directory and exports a SavedModel.
 
+    Under a multi-worker strategy every worker runs this; the chief writes the run directory and the export, the
+    other workers write theirs to `<output_dir>/.worker-<index>` and export nothing.
+
     Returns:
-        `(model, history, export_path)`.
+        `(model, history, export_path)`; `history` is the whole run's, resumed epochs included.
+
+    Raises:
+        callbacks.NonFiniteLossError: when the loss becomes NaN or infinite (the last good state is kept).
     """
+    strategy = make_strategy(config.strategy)  # first: a multi-worker strategy must exist before other TF work
+    keras.mixed_precision.set_global_policy(config.precision)
     keras.utils.set_random_seed(config.seed)
     train_images, validation_images = load_training_images(config)
     flatten = config.model == "mlp"
     examples = {"train": train_images, "validation": validation_images}
     inputs = {name: _as_inputs(images, flatten) for name, images in examples.items() if images is not None}
-    model = build_model(config, train_images.shape[1:])
-    model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
-        jit_compile={"auto": "auto", "on": True, "off": False}[config.jit_compile],
-    )
-    os.makedirs(config.output_dir, exist_ok=True)
-    config.to_json(os.path.join(config.output_dir, "config.json"))
+    with strategy.scope():
+        model = build_model(config, train_images.shape[1:])
+        model.compile(
+            optimizer=keras.optimizers.Adam(config.learning_rate),
+            jit_compile={"auto": "auto", "on": True, "off": False}[config.jit_compile],
+        )
+    chief = _is_chief(strategy)
+    run_dir = config.output_dir if chief else os.path.join(config.output_dir, f".worker-{_task_index(strategy)}")
+    config = dataclasses.replace(config, output_dir=run_dir)
+    os.makedirs(run_dir, exist_ok=True)
+    config.to_json(os.path.join(run_dir, "config.json"))
 
     def batches(images, shuffle):
         return data.pipeline(images, config.batch_size, shuffle, config.binarize, flatten, config.seed)
@@ -119,13 +142,31 @@ def train(config):
         callbacks=[timer, *make_callbacks(config, inputs, image_shape=train_images.shape[1:])],
         verbose=config.verbose,
     )
-    model.save(os.path.join(config.output_dir, "model.keras"))
-    with open(os.path.join(config.output_dir, "history.json"), "w") as file:
+    history.history = read_history(os.path.join(run_dir, "history.csv"))
+    model.save(os.path.join(run_dir, "model.keras"))
+    with open(os.path.join(run_dir, "history.json"), "w") as file:
         json.dump({**history.history, "epoch_seconds": timer.seconds}, file, indent=1)
     save_summary(model, history.history, inputs.get("validation", inputs["train"]), train_images.shape[1:],
-                 os.path.join(config.output_dir, "summary.png"))
-    export_path = export_saved_model(model, os.path.join(config.export_root, config.model_name))
+                 os.path.join(run_dir, "summary.png"))
+    export_path = export_saved_model(model, os.path.join(config.export_root, config.model_name)) if chief else None
     return model, history, export_path
+
+
+def make_strategy(name):
+    """The `tf.distribute` strategy called `name`: `default` (one device), `mirrored` (every local device), or
+    `multiworker` (machines described by the `TF_CONFIG` environment variable)."""
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def read_history(path):
+    """The per-epoch metrics of a `CSVLogger` file as `{metric: [values]}`, every epoch of every resumed run."""
+    with open(path, newline="") as file:
+        rows = list(csv.DictReader(file))
+    return {name: [float(row[name]) for row in rows] for name in rows[0] if name != "epoch"} if rows else {}
 
 
 def load_training_images(config):
@@ -178,6 +219,7 @@ def make_callbacks(config, inputs, image_shape):
     run = config.output_dir
     monitor = "val_elbo" if "validation" in inputs else "elbo"
     callbacks = [
+        tfvae_callbacks.StopOnNonFiniteLoss(),
         keras.callbacks.BackupAndRestore(os.path.join(run, "backup")),
         keras.callbacks.ModelCheckpoint(os.path.join(run, "best.keras"), monitor=monitor, mode="max",
                                         save_best_only=True),
@@ -228,6 +270,18 @@ def _as_inputs(images, flatten):
 
 def _first(values, count):
     return None if values is None else values[:count]
+
+
+def _is_chief(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "chief" or (not has_chief and resolver.task_id == 0)
+
+
+def _task_index(strategy):
+    return strategy.cluster_resolver.task_id
 
 
 def _check_choice(name, value, choices):
