@@ -1,14 +1,16 @@
-"""The `tfvae` command: `tfvae train` and `tfvae export`."""
+"""The `tfvae` command: `tfvae train`, `tfvae evaluate` and `tfvae export`."""
 
 import argparse
 import dataclasses
 import sys
 
 import keras
+import numpy as np
 
 from tfvae.export import export_saved_model
 from tfvae.callbacks import NonFiniteLossError
-from tfvae.data import DataError
+from tfvae.data import DataError, load_images
+from tfvae.evaluate import summarize
 from tfvae.training import (
     JIT_COMPILE_CHOICES,
     LIKELIHOODS,
@@ -43,6 +45,8 @@ TRAIN_FLAGS = {
     "image_every": "epochs between TensorBoard images",
     "seed": "seed of weights, data order, binarization and noise",
     "jit_compile": "XLA for the train step (auto: on, unless tf.distribute is in use)",
+    "steps_per_execution": "train steps per call into TensorFlow; more means less Python overhead per step (callbacks "
+    "then see every N-th batch)",
     "strategy": "tf.distribute strategy: one device, all local devices (mirrored), or the machines of TF_CONFIG "
     "(multiworker); --batch-size stays the global batch",
     "precision": "Keras dtype policy: mixed precision computes layers in 16 bits, the distribution math in float32",
@@ -97,6 +101,22 @@ def _build_parser(config_defaults):
     train_parser.add_argument("--quiet", action="store_true", help="no progress bar")
     train_parser.set_defaults(run=_train, **config_defaults)
 
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="ELBO, KL per latent channel, active units and importance-weighted log-likelihood of a saved VAE",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    evaluate.add_argument("model", help="a .keras file saved by tfvae")
+    evaluate.add_argument("--dataset", default="frey_face", help=TRAIN_FLAGS["dataset"])
+    evaluate.add_argument("--split", default="test", help="train, test, or a tfds split name")
+    evaluate.add_argument("--data-dir", help=TRAIN_FLAGS["data_dir"])
+    evaluate.add_argument("--samples", type=int, default=5000, help="importance samples per example (K)")
+    evaluate.add_argument("--batch-size", type=int, default=100, help="examples per step")
+    evaluate.add_argument("--limit", type=int, help="evaluate only the first LIMIT examples")
+    evaluate.add_argument("--binarize", action="store_true", help="binarize pixels once (seeded), as for training")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.set_defaults(run=_evaluate)
+
     export = commands.add_parser(
         "export",
         help="export a saved .keras VAE (a final model or a checkpoint) as a new SavedModel version",
@@ -141,9 +161,29 @@ def _train(args):
     return 0
 
 
-def _fail(error):
-    print(f"tfvae train: {error}", file=sys.stderr)
+def _fail(error, command="train"):
+    print(f"tfvae {command}: {error}", file=sys.stderr)
     return 1
+
+
+def _evaluate(args):
+    model = keras.models.load_model(args.model, safe_mode=True)
+    try:
+        images = load_images(args.dataset, args.split, args.data_dir)[: args.limit]
+        if args.binarize:
+            images = (np.random.default_rng(args.seed).random(images.shape) < images).astype(np.float32)
+        x = images.reshape(len(images), *model.data_shape)
+        model.check_data(x)
+    except (DataError, InputError) as error:
+        return _fail(error, "evaluate")
+    result = summarize(model, x, args.samples, args.batch_size, args.seed)
+    print(f"{args.dataset} {args.split}: {result['examples']} examples")
+    print(f"ELBO per example: {result['elbo']:.3f} (KL {result['kl']:.3f})")
+    print("KL per latent channel: " + " ".join(f"{value:.3f}" for value in result["kl_per_channel"]))
+    print(f"active units: {result['active_units']}")
+    print(f"log-likelihood (importance-weighted, K={args.samples}): {result['log_likelihood']:.3f} "
+          f"+- {result['standard_error']:.3f} (standard error)")
+    return 0
 
 
 def _export(args):

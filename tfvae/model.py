@@ -23,7 +23,9 @@ class VAE(keras.Model):
     The loss is `mean(reconstruction) + w * sum_j max(lambda, mean(KL_j))`, both terms added with `add_loss`:
     `KL_j` is the KL of latent dimension `j`, `mean` runs over the batch, `lambda` is `free_bits` (Kingma et al.
     2016; 0 gives the plain KL), and the weight `w` is `beta` ramped linearly from 0 over the first
-    `kl_warmup_steps` optimizer steps. With the defaults the loss is the negative ELBO.
+    `kl_warmup_steps` optimizer steps. With the defaults the loss is the negative ELBO. `weight_decay` adds
+    `weight_decay * 0.5 * ||theta||^2` over all trainable parameters: `-log p(theta)` for a N(0, I) prior, as AEVB
+    does with `weight_decay = 1 / N` for N training examples.
 
     Noise comes from a `keras.random.SeedGenerator`, so a seed makes training reproducible, with or without XLA.
 
@@ -38,6 +40,7 @@ class VAE(keras.Model):
         kl_warmup_steps: optimizer steps over which the KL weight rises linearly from 0 to `beta`; 0 for none.
             The ramp reads the optimizer's step counter inside the train step, so it survives XLA and resuming.
         free_bits: `lambda`, the KL (nats) below which a latent dimension is not penalised; 0 for none.
+        weight_decay: the weight of the N(0, I) prior on the parameters; 0 for none.
         logvar_range: the clamp of the posterior's log-variance.
         seed: an int for the sampling noise, or None.
         **kwargs: passed to `keras.Model` (`name`, ...).
@@ -51,13 +54,18 @@ class VAE(keras.Model):
         beta=1.0,
         kl_warmup_steps=0,
         free_bits=0.0,
+        weight_decay=0.0,
         logvar_range=DEFAULT_LOGVAR_RANGE,
         seed=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if kl_warmup_steps < 0 or free_bits < 0:
-            raise ValueError(f"kl_warmup_steps and free_bits must be >= 0, got {kl_warmup_steps} and {free_bits}.")
+        if min(kl_warmup_steps, free_bits, weight_decay) < 0:
+            raise ValueError(
+                f"kl_warmup_steps, free_bits and weight_decay must be >= 0, got {kl_warmup_steps}, {free_bits} and "
+                f"{weight_decay}."
+            )
+        self.weight_decay = float(weight_decay)
         self.kl_warmup_steps = int(kl_warmup_steps)
         self.free_bits = float(free_bits)
         self.encoder = encoder
@@ -167,6 +175,9 @@ class VAE(keras.Model):
         kl = posterior.kl()
         self.add_loss(self.kl_weight() * self.kl_penalty(posterior))
         self.add_loss(tf.reduce_mean(reconstruction))
+        if self.weight_decay:
+            squares = [tf.reduce_sum(tf.square(tf.cast(weight, "float32"))) for weight in self.trainable_weights]
+            self.add_loss(self.weight_decay * 0.5 * tf.add_n(squares))
         self.elbo_tracker.update_state(-(reconstruction + kl))
         self.kl_tracker.update_state(kl)
         self.reconstruction_tracker.update_state(reconstruction)
@@ -249,6 +260,7 @@ class VAE(keras.Model):
             "beta": float(keras.ops.convert_to_numpy(self.beta)),
             "kl_warmup_steps": self.kl_warmup_steps,
             "free_bits": self.free_bits,
+            "weight_decay": self.weight_decay,
             "logvar_range": list(self.posterior.logvar_range),
             "seed": self.seed,
         }

@@ -25,8 +25,8 @@ def standard_normal(shape, seed, dtype=tf.float32):
     """Draws N(0, 1) noise that is the same with and without XLA.
 
     TensorFlow's stateless normal samplers turn random bits into normals differently under XLA, so the same seed
-    gives other noise in a `jit_compile=True` step. The Philox bits themselves agree, so this draws uint32 bits,
-    maps their top 24 bits to the open interval (0, 1) and applies the inverse normal CDF (`ndtri`).
+    gives other noise in a `jit_compile=True` step. The Philox bits themselves agree, so this draws uint32 bits and
+    maps them with `normal_from_bits`.
 
     Args:
         shape: the shape of the noise, a list or an int32 tensor.
@@ -39,6 +39,15 @@ def standard_normal(shape, seed, dtype=tf.float32):
     bits = tf.random.stateless_uniform(
         shape, seed=seed, minval=None, maxval=None, dtype=tf.uint32, alg="philox"
     )
-    top_bits = tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32)
-    uniform = (top_bits + 0.5) * (2.0**-24)
-    return tf.cast(tf.math.ndtri(uniform), dtype)
+    return tf.cast(normal_from_bits(bits), dtype)
+
+
+def normal_from_bits(bits):
+    """Maps uint32 random bits to standard normal values through the inverse normal CDF (`ndtri`).
+
+    The top 23 bits `k` give `u = (k + 0.5) / 2^23`, the centre of one of 2^23 equal cells of (0, 1). Every such `u`
+    is exact in float32, the largest being `1 - 2^-24`, so `ndtri(u)` is always finite (|z| < 5.5); with 24 bits the
+    largest `u` would round to 1 and give an infinite sample once in 2^24 draws.
+    """
+    cells = tf.cast(tf.bitwise.right_shift(bits, 9), tf.float32)
+    return tf.math.ndtri((cells + 0.5) * (2.0**-23))

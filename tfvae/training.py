@@ -62,6 +62,7 @@ class TrainConfig:
     image_every: int = 5
     seed: int = 0
     jit_compile: str = "auto"
+    steps_per_execution: int = 10
     strategy: str = "default"
     precision: str = "float32"
     output_dir: str = None
@@ -81,7 +82,7 @@ class TrainConfig:
         _check_choice("likelihood", self.likelihood, LIKELIHOODS)
         _check_choice("strategy", self.strategy, STRATEGIES)
         _check_choice("precision", self.precision, PRECISIONS)
-        for field in ("latent_size", "hidden_units", "epochs", "batch_size", "image_every"):
+        for field in ("latent_size", "hidden_units", "epochs", "batch_size", "image_every", "steps_per_execution"):
             if getattr(self, field) < 1:
                 raise ValueError(f"{field} must be at least 1, got {getattr(self, field)}.")
         if not self.learning_rate > 0:
@@ -123,6 +124,7 @@ def train(config):
         model.compile(
             optimizer=keras.optimizers.Adam(config.learning_rate),
             jit_compile={"auto": "auto", "on": True, "off": False}[config.jit_compile],
+            steps_per_execution=config.steps_per_execution,
         )
     chief = _is_chief(strategy)
     run_dir = config.output_dir if chief else os.path.join(config.output_dir, f".worker-{_task_index(strategy)}")
