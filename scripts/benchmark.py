@@ -1,10 +1,11 @@
 """Training throughput of tfvae's `model.fit`, against this machine's dense float32 matmul peak.
 
 For the paper's MNIST network (784-500-20, Bernoulli decoder) at batch 100 and at batch 1000, with `jit_compile`
-off and on, and with 1 or 10 steps per execution (`compile(steps_per_execution=...)`), it measures in a fresh process each: examples per second through `model.fit` on a `tf.data` pipeline
-(after a warm-up epoch), the time to the first step (tracing and compilation), and the peak resident memory. The
-step's FLOPs are counted from the Dense layers (forward `2 * batch * inputs * outputs` each, backward twice that),
-and divided by the large-square matmul rate measured in the same run. All numbers of a table come from one run.
+off and on, and with 1 or 10 steps per execution (`compile(steps_per_execution=...)`), it measures in a fresh
+process each: examples per second through `model.fit` on a `tf.data` pipeline (after a warm-up epoch), the time
+to the first step (tracing and compilation), and the peak resident memory. The step's FLOPs are counted from the
+Dense layers (forward `2 * batch * inputs * outputs` each, backward twice that), and divided by the large-square
+matmul rate measured in the same run. All numbers of a table come from one run.
 
     python scripts/benchmark.py [--steps 300]
 """
@@ -87,8 +88,9 @@ def main():
                                 capture_output=True, text=True, check=True)
         measured = json.loads(result.stdout.strip().splitlines()[-1])
         rate = measured["examples_per_second"] * step_flops(batch) / batch
-        print(f"{batch:>5} {str(jit):>5} {per_execution:>10} {measured['examples_per_second']:>11.0f} {rate / 1e9:>8.1f} "
-              f"{rate / peak:>7.0%} {measured['first_step_seconds']:>13.2f} {measured['peak_mib']:>9.0f}")
+        print(f"{batch:>5} {str(jit):>5} {per_execution:>10} {measured['examples_per_second']:>11.0f} "
+              f"{rate / 1e9:>8.1f} {rate / peak:>7.0%} {measured['first_step_seconds']:>13.2f} "
+              f"{measured['peak_mib']:>9.0f}")
 
 
 if __name__ == "__main__":

@@ -20,14 +20,14 @@ from tfvae.export import export_saved_model
 from tfvae.training import TrainConfig, build_model
 
 
-def time_calls(function, repeats):
-    """Median and interquartile range of the wall-clock milliseconds of `function()`, after two warm-up calls."""
+def time_calls(function, x, repeats):
+    """Median and interquartile range of the wall-clock milliseconds of `function(x)`, after two warm-up calls."""
     for _ in range(2):
-        function()
+        function(x)
     seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
-        function()
+        function(x)
         seconds.append(time.perf_counter() - start)
     q1, median, q3 = np.percentile(np.array(seconds) * 1e3, [25, 50, 75])
     return median, q3 - q1
@@ -47,15 +47,15 @@ def main():
         for batch in (1, 256):
             x = tf.constant(images[:batch])
             rows = [
-                ("SavedModel serving_default", lambda: serving(x=x)),
-                ("Keras model.reconstruct (eager)", lambda: model.reconstruct(x)),
-                ("Keras model.predict_on_batch", lambda: model.predict_on_batch(x)),
-                ("SavedModel encode", lambda: encode(x=x)),
-                ("Keras model.encode + sample (eager)", lambda: model.encode(x).sample(seed=model.next_seed())),
+                ("SavedModel serving_default", lambda x: serving(x=x)),
+                ("Keras model.reconstruct (eager)", model.reconstruct),
+                ("Keras model.predict_on_batch", model.predict_on_batch),
+                ("SavedModel encode", lambda x: encode(x=x)),
+                ("Keras model.encode + sample (eager)", lambda x: model.encode(x).sample(seed=model.next_seed())),
             ]
             baseline = {}
             for name, function in rows:
-                median, iqr = time_calls(function, args.repeats)
+                median, iqr = time_calls(function, x, args.repeats)
                 kind = "encode" if "encode" in name else "reconstruct"
                 baseline.setdefault(kind, median)
                 print(f"{batch:>5}  {name:<38} {median:>10.3f} {iqr:>8.3f} {median / baseline[kind]:>13.2f}x")

@@ -87,7 +87,7 @@ def run(dataset, latent_size, optimizer, budget, mnist_dir, seed, file):
         writer.writerow(row)
         file.flush()
         print(" ".join(f"{name}={value:.1f}" if isinstance(value, float) else f"{name}={value}"
-                       for name, value in zip(COLUMNS, row)), flush=True)
+                       for name, value in zip(COLUMNS, row, strict=True)), flush=True)
 
 
 def plot(csv_path, png_path):

@@ -15,8 +15,8 @@ SHARED_MNIST = os.path.join(SHARED_DATA, "mnist")
 def train(tmp_path, *flags):
     """Runs `tfvae train` into tmp_path/run and returns (stdout, run directory)."""
     run_dir = tmp_path / "run"
-    stdout = run_command([TFVAE, "train", "--quiet", "--jit-compile", "off", "--output-dir", str(run_dir), "--export-root",
-                          str(tmp_path / "saved_models"), "--data-dir", str(tmp_path / "tfds"), *flags])
+    stdout = run_command([TFVAE, "train", "--quiet", "--jit-compile", "off", "--output-dir", str(run_dir),
+                          "--export-root", str(tmp_path / "saved_models"), "--data-dir", str(tmp_path / "tfds"), *flags])
     return stdout, run_dir
 
 

@@ -39,7 +39,7 @@ def train(strategy):
 def assert_same_training(reference, distributed):
     np.testing.assert_allclose(distributed[0], reference[0], rtol=1e-5)
     assert len(reference[0]) == 16
-    for expected, actual in zip(reference[1], distributed[1]):
+    for expected, actual in zip(reference[1], distributed[1], strict=True):
         np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-6)
 
 
@@ -54,7 +54,8 @@ strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 assert strategy.num_replicas_in_sync == 2
 mirrored = train(strategy)
 np.savez({str(tmp_path / 'out.npz')!r}, ref_loss=reference[0], loss=mirrored[0],
-         **{{f"ref_w{{i}}": w for i, w in enumerate(reference[1])}}, **{{f"w{{i}}": w for i, w in enumerate(mirrored[1])}})
+         **{{f"ref_w{{i}}": w for i, w in enumerate(reference[1])}},
+         **{{f"w{{i}}": w for i, w in enumerate(mirrored[1])}})
 """
     run_python(script, timeout=300)
     out = np.load(tmp_path / "out.npz")

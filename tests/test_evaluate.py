@@ -64,7 +64,7 @@ def test_active_units_count_the_varying_posterior_means(rng):
 
 
 def test_memory_stays_bounded_for_many_samples():
-    """Chunking keeps the working set to batch_size * chunk_size rows, whatever K: an MNIST-sized model fits in 2 GiB."""
+    """Chunks keep the working set at batch_size * chunk_size rows whatever K: an MNIST-sized model fits in 2 GiB."""
     output = run_python("""
 import resource, numpy as np
 from tfvae import VAE, networks, evaluate

@@ -53,7 +53,7 @@ def _check_dtype(dtype, role):
 def _check_shape(example_shape, data_shape, role):
     compatible = len(example_shape) == len(data_shape) and all(
         expected is None or actual is None or actual == expected
-        for actual, expected in zip(example_shape, data_shape)
+        for actual, expected in zip(example_shape, data_shape, strict=True)
     )
     if not compatible:
         hint = (
