@@ -49,7 +49,7 @@ print(tf.saved_model.load({str(version_dir)!r}).signatures["serving_default"](x=
 
 
 def test_a_config_file_repeats_a_run(tmp_path):
-    train(tmp_path / "first", "--epochs", "2", "--latent-size", "3", "--beta", "0.5", "--seed", "4")
+    train(tmp_path / "first", "--epochs", "1", "--latent-size", "3", "--beta", "0.5", "--seed", "4")
     config = tmp_path / "first" / "run" / "config.json"
     assert json.loads(config.read_text())["beta"] == 0.5
     train(tmp_path / "second", "--config", str(config))

@@ -22,8 +22,8 @@ def test_training_benchmark_measures_one_configuration():
 
 def test_aevb_reproduction_writes_its_csv_and_figure(tmp_path):
     run_command([sys.executable, os.path.join(SCRIPTS, "reproduce_aevb.py"), "--datasets", "frey_face", "--latents",
-                 "2", "--optimizers", "adagrad", "adam", "--budget", "2e4", "--out", str(tmp_path)], timeout=600)
+                 "2", "--optimizers", "adagrad", "adam", "--budget", "1e4", "--out", str(tmp_path)], timeout=600)
     lines = (tmp_path / "aevb.csv").read_text().splitlines()
     assert lines[0] == "dataset,latent_size,optimizer,samples,train_elbo,test_elbo,seconds"
-    assert len(lines) == 1 + 2 * 2  # 1e4 and 2e4 samples, for each optimizer
+    assert [line.split(",")[2:4] for line in lines[1:]] == [["adagrad", "10000"], ["adam", "10000"]]
     assert (tmp_path / "aevb.png").read_bytes()[:4] == b"\x89PNG"

@@ -217,16 +217,16 @@ class VAE(keras.Model):
             return logs
         return {name: tf.reshape(value, [1]) for name, value in logs.items()}
 
-    def fit(self, x=None, y=None, **kwargs):
+    def fit(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.fit`, after checking `x` and `validation_data` (see `validation.check_data`)."""
         self.check_data(x)
         self.check_data(kwargs.get("validation_data"), role="validation_data")
-        return super().fit(x, y, **kwargs)
+        return super().fit(x, y, *args, **kwargs)
 
-    def evaluate(self, x=None, y=None, **kwargs):
+    def evaluate(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.evaluate`, after checking `x`."""
         self.check_data(x)
-        return super().evaluate(x, y, **kwargs)
+        return super().evaluate(x, y, *args, **kwargs)
 
     def check_data(self, data, role="x"):
         """Raises `validation.InputError` if `data` does not fit this model (shape, dtype, values)."""
