@@ -165,10 +165,15 @@ def make_strategy(name):
 
 
 def read_history(path):
-    """The per-epoch metrics of a `CSVLogger` file as `{metric: [values]}`, every epoch of every resumed run."""
+    """The per-epoch metrics of a `CSVLogger` file as `{metric: [values]}`, every epoch of every resumed run.
+
+    `CSVLogger` writes `NA` where an epoch lacks a metric (all validation columns, when there is no validation
+    data): such a value reads as NaN, and a column that is all `NA` is left out.
+    """
     with open(path, newline="") as file:
         rows = list(csv.DictReader(file))
-    return {name: [float(row[name]) for row in rows] for name in rows[0] if name != "epoch"} if rows else {}
+    names = [name for name in (rows[0] if rows else []) if name != "epoch" and any(row[name] != "NA" for row in rows)]
+    return {name: [float("nan") if row[name] == "NA" else float(row[name]) for row in rows] for name in names}
 
 
 def load_training_images(config):
