@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tfvae import likelihoods, validation
+from tfvae import likelihoods, ops, validation
 from tfvae.distributions import DEFAULT_LOGVAR_RANGE
 from tfvae.layers import DiagonalGaussianLambda
 
@@ -164,16 +164,16 @@ class VAE(keras.Model):
         progress = tf.cast(self.optimizer.iterations, "float32") / self.kl_warmup_steps
         return self.beta * tf.minimum(1.0, progress)
 
-    def kl_penalty(self, posterior):
-        """`sum_j max(lambda, mean over the batch of KL_j)`: the KL term of the loss, before its weight."""
-        kl_per_dimension = tf.reduce_mean(posterior.kl_terms(), axis=0)
-        return tf.reduce_sum(tf.maximum(self.free_bits, kl_per_dimension))
+    def kl_penalty(self, kl_terms):
+        """`sum_j max(lambda, mean over the batch of KL_j)`, from `posterior.kl_terms()`: the loss's KL term."""
+        return tf.reduce_sum(tf.maximum(self.free_bits, tf.reduce_mean(kl_terms, axis=0)))
 
     def call(self, x, training=None):
         """Adds the weighted KL penalty and `mean(-log p(x|z))` as losses; returns the sampled E[x|z]."""
         reconstruction, posterior, decoder_params = self.elbo_terms(x, training=training)
-        kl = posterior.kl()
-        self.add_loss(self.kl_weight() * self.kl_penalty(posterior))
+        kl_terms = posterior.kl_terms()
+        kl = ops.sum_per_example(kl_terms)
+        self.add_loss(self.kl_weight() * self.kl_penalty(kl_terms))
         self.add_loss(tf.reduce_mean(reconstruction))
         if self.weight_decay:
             squares = [tf.reduce_sum(tf.square(tf.cast(weight, "float32"))) for weight in self.trainable_weights]
