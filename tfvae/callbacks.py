@@ -101,8 +101,7 @@ class SampleImages(keras.callbacks.Callback):
         self.writer.flush()
 
     def as_images(self, values):
-        values = np.clip(np.asarray(values), 0.0, 1.0)
-        return values.reshape(len(values), *self.image_shape)
+        return visualize.as_images(values, self.image_shape)
 
 
 class NonFiniteLossError(RuntimeError):

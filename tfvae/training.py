@@ -250,12 +250,9 @@ def make_callbacks(config, inputs, image_shape):
 def save_summary(model, history, examples, image_shape, path):
     """Writes the run's summary PNG: learning curves, 8 examples with their reconstructions, 32 prior samples."""
     noise = np.random.default_rng(0).standard_normal((32, *model.latent_shape())).astype(np.float32)
-
-    def images(values):
-        return np.clip(np.asarray(values), 0, 1).reshape(-1, *image_shape)
-
-    visualize.save_run_summary(path, history, images(examples[:8]), images(model.reconstruct(examples[:8])),
-                               images(model.generate(noise)))
+    inputs, reconstructions = examples[:8], model.reconstruct(examples[:8])
+    visualize.save_run_summary(path, history, *(visualize.as_images(values, image_shape)
+                                                for values in (inputs, reconstructions, model.generate(noise))))
 
 
 class EpochTimer(keras.callbacks.Callback):

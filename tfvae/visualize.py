@@ -5,6 +5,11 @@ import statistics
 import numpy as np
 
 
+def as_images(values, image_shape):
+    """Model outputs or inputs `[N, ...]` as `[N, *image_shape]` images, clipped to [0, 1] for display."""
+    return np.clip(np.asarray(values), 0.0, 1.0).reshape(-1, *image_shape)
+
+
 def tile(images, columns):
     """Lays `[N, h, w, c]` images out as one `[rows * h, columns * w, c]` image, row by row (blank cells are 0)."""
     images = np.asarray(images)
