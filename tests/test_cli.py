@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import sys
 
 import numpy as np
@@ -69,6 +70,18 @@ def test_mnist_idx_folder_trains_offline_with_dynamic_binarization(tmp_path):
     history = json.loads((run_dir / "history.json").read_text())
     assert -300 < history["val_elbo"][0] < -100, history
     assert (tmp_path / "saved_models" / "mnist" / "1" / "saved_model.pb").exists()
+
+    evaluated = run_command([TFVAE, "evaluate", str(run_dir / "model.keras"), "--dataset", SHARED_MNIST,
+                             "--binarize", "--samples", "200", "--limit", "300"])
+    lines = dict(line.split(": ", 1) for line in evaluated.splitlines() if ": " in line and "/300" not in line)
+    assert "300/300" in evaluated, "a progress bar over the examples"
+    elbo, kl = (float(value) for value in re.fullmatch(r"(\S+) \(KL (\S+)\)", lines["ELBO per example"]).groups())
+    kl_per_channel = [float(value) for value in lines["KL per latent channel"].split()]
+    assert len(kl_per_channel) == 5 and sum(kl_per_channel) == pytest.approx(kl, abs=0.01)
+    assert 0 <= int(lines["active units"]) <= 5
+    estimate, error = (float(value) for value in re.fullmatch(
+        r"(\S+) \+- (\S+) \(standard error\)", lines["log-likelihood (importance-weighted, K=200)"]).groups())
+    assert elbo < estimate < 0 and 0 < error < 1
 
 
 def test_convolutional_model_with_spatial_latents(tmp_path, rng):

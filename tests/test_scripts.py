@@ -1,8 +1,14 @@
+import glob
+import importlib.util
 import json
 import os
 import sys
 
+import tensorflow as tf
 from helpers import run_command
+from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+from tfvae import VAE, networks
 
 SCRIPTS = os.path.join(os.path.dirname(__file__), "..", "scripts")
 
@@ -13,11 +19,48 @@ def test_serving_benchmark_prints_its_table():
     assert len(rows) == 10 and sum("SavedModel serving_default" in row for row in rows) == 2
 
 
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(SCRIPTS, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_training_benchmark_measures_one_configuration():
     stdout = run_command([sys.executable, os.path.join(SCRIPTS, "benchmark.py"), "--one", "100,False,2",
-                          "--steps", "4"])
+                          "--examples", "400"])
     measured = json.loads(stdout.strip().splitlines()[-1])
     assert measured["examples_per_second"] > 0 and measured["first_step_seconds"] > 0 and measured["peak_mib"] > 0
+    assert measured["peak_flops"] > 1e9
+
+
+def test_benchmark_counts_the_matmul_flops_that_tensorflow_counts_in_the_step():
+    benchmark = load_script("benchmark")
+    model = VAE(networks.gaussian_mlp_encoder(benchmark.DATA_SIZE, benchmark.LATENT, benchmark.HIDDEN),
+                networks.bernoulli_mlp_decoder(benchmark.LATENT, benchmark.DATA_SIZE, benchmark.HIDDEN))
+
+    @tf.function
+    def gradients(x):
+        with tf.GradientTape() as tape:
+            model(x, training=True)
+            loss = tf.add_n(model.losses)
+        return tape.gradient(loss, model.trainable_variables)
+
+    graph = gradients.get_concrete_function(tf.TensorSpec((100, benchmark.DATA_SIZE))).graph
+    options = {**tf.compat.v1.profiler.ProfileOptionBuilder.float_operation(), "output": "none"}
+    profile = tf.compat.v1.profiler.profile(graph, options=options)
+    matmul_flops = sum(node.float_ops for node in profile.children if node.name.endswith(("MatMul", "MatMul_1")))
+    assert matmul_flops == benchmark.step_flops(100) == 410_000_000
+
+
+def test_training_benchmark_writes_a_profile_of_the_xla_step(tmp_path):
+    run_command([sys.executable, os.path.join(SCRIPTS, "benchmark.py"), "--profile", str(tmp_path),
+                 "--examples", "2000"])
+    (path,) = glob.glob(str(tmp_path / "plugins" / "profile" / "*" / "*.xplane.pb"))
+    space = xplane_pb2.XSpace.FromString(open(path, "rb").read())
+    names = {metadata.name for plane in space.planes for metadata in plane.event_metadata.values()}
+    assert "CpuExecutable::ExecuteAsyncOnStream" in names  # the XLA-compiled step ran while tracing
+    assert any(name.startswith("MatMul") for name in names)  # with its matmuls traced one by one
 
 
 def test_aevb_reproduction_writes_its_csv_and_figure(tmp_path):

@@ -115,6 +115,7 @@ def _build_parser(config_defaults):
     evaluate.add_argument("--limit", type=int, help="evaluate only the first LIMIT examples")
     evaluate.add_argument("--binarize", action="store_true", help="binarize pixels once (seeded), as for training")
     evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(run=_evaluate)
 
     export = commands.add_parser(
@@ -176,7 +177,7 @@ def _evaluate(args):
         model.check_data(x)
     except (DataError, InputError) as error:
         return _fail(error, "evaluate")
-    result = summarize(model, x, args.samples, args.batch_size, args.seed)
+    result = summarize(model, x, args.samples, args.batch_size, args.seed, verbose=0 if args.quiet else 1)
     print(f"{args.dataset} {args.split}: {result['examples']} examples")
     print(f"ELBO per example: {result['elbo']:.3f} (KL {result['kl']:.3f})")
     print("KL per latent channel: " + " ".join(f"{value:.3f}" for value in result["kl_per_channel"]))

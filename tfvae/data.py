@@ -67,15 +67,21 @@ def pipeline(images, batch_size, shuffle=True, binarize=False, flatten=True, see
     Returns:
         A prefetching `tf.data.Dataset` of float32 batches.
     """
-    dataset = tf.data.Dataset.from_tensor_slices(images)
+    images = tf.constant(np.reshape(images, (len(images), -1)) if flatten else images)
+    # Batches of shuffled indices, gathered in one op per batch. Shuffling and batching the images themselves took
+    # 1.8 ms of tf.data CPU time per batch of 100 MNIST images in a profile, against 1.0 ms for this: on a
+    # 2-core machine that time is taken from the training step.
+    dataset = tf.data.Dataset.range(len(images))
     if shuffle:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
     if binarize:
         batch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        dataset = tf.data.Dataset.zip(dataset, batch_seeds).map(_binarize, num_parallel_calls=tf.data.AUTOTUNE)
-    if flatten:
-        dataset = dataset.map(lambda batch: tf.reshape(batch, (tf.shape(batch)[0], -1)))
+        dataset = tf.data.Dataset.zip(dataset, batch_seeds).map(
+            lambda indices, seed: _binarize(tf.gather(images, indices), seed), num_parallel_calls=tf.data.AUTOTUNE
+        )
+    else:
+        dataset = dataset.map(lambda indices: tf.gather(images, indices), num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     # Several workers each take their slice of every global batch (the data lives in memory, not in files).
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

@@ -1,5 +1,6 @@
 """Measures of a trained VAE's latent space."""
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -41,7 +42,7 @@ def kl_per_channel(posterior):
     return terms.reshape(-1, terms.shape[-1]).sum(axis=0) / len(terms)
 
 
-def importance_weighted_log_likelihood(model, x, num_samples=5000, batch_size=100, chunk_size=500, seed=0):
+def importance_weighted_log_likelihood(model, x, num_samples=5000, batch_size=100, chunk_size=500, seed=0, verbose=0):
     """Estimates log p(x) per example by importance sampling with the posterior as proposal (Burda et al.).
 
     `log p(x) ~ log (1/K) sum_k w_k`, `log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x)`, `z_k ~ q(z|x)`.
@@ -58,12 +59,14 @@ def importance_weighted_log_likelihood(model, x, num_samples=5000, batch_size=10
         batch_size: examples per step.
         chunk_size: samples per step.
         seed: seeds the samples.
+        verbose: 1 for a progress bar over the examples.
 
     Returns:
         `(log_likelihood, standard_error)`: two float64 arrays `[N]`.
     """
     x = np.asarray(x, np.float32)
     estimates, errors = [], []
+    progress = keras.utils.Progbar(len(x), verbose=verbose, unit_name="example")
     for start in range(0, len(x), batch_size):
         batch = tf.constant(x[start : start + batch_size])
         sum_weights = sum_squared_weights = tf.fill([len(batch)], -np.inf)
@@ -80,6 +83,7 @@ def importance_weighted_log_likelihood(model, x, num_samples=5000, batch_size=10
         relative_variance = np.maximum(np.expm1(log_mean_square - 2.0 * log_mean), 0.0)
         estimates.append(log_mean)
         errors.append(np.sqrt(relative_variance / num_samples))
+        progress.add(len(batch))
     return np.concatenate(estimates), np.concatenate(errors)
 
 
@@ -96,8 +100,8 @@ def _log_importance_weights(model, x, num_samples, seed):
     return tf.reshape(log_likelihood + log_prior - log_q, [num_samples, -1])
 
 
-def summarize(model, x, num_samples=5000, batch_size=100, seed=0):
-    """The measures a VAE is judged by, on examples `x` (as the model takes them).
+def summarize(model, x, num_samples=5000, batch_size=100, seed=0, verbose=0):
+    """The measures a VAE is judged by, on examples `x` (as the model takes them); `verbose=1` shows progress.
 
     Returns:
         A dict: `elbo` (mean one-sample ELBO per example), `kl` (mean KL per example), `kl_per_channel`,
@@ -108,7 +112,9 @@ def summarize(model, x, num_samples=5000, batch_size=100, seed=0):
     posteriors = [model.encode(x[start : start + batch_size]) for start in range(0, len(x), batch_size)]
     means = np.concatenate([np.asarray(posterior.mean()) for posterior in posteriors])
     kl_per_channel_sums = sum(kl_per_channel(posterior) * len(posterior.mean()) for posterior in posteriors)
-    log_likelihood, errors = importance_weighted_log_likelihood(model, x, num_samples, batch_size, seed=seed)
+    log_likelihood, errors = importance_weighted_log_likelihood(
+        model, x, num_samples, batch_size, seed=seed, verbose=verbose
+    )
     return {
         "examples": len(x),
         "elbo": metrics["elbo"],
