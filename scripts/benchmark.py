@@ -73,16 +73,21 @@ def measure_matmul_peak(size=2048):
     return 2 * size**3 / best_seconds(lambda: product().numpy(), repeats=20)
 
 
-def measure_training(batch, jit_compile, steps_per_execution, examples):
+def model_and_data(batch, jit_compile, steps_per_execution, examples):
+    """The benchmarked VAE, compiled with Adam, and a `tfvae.data.pipeline` of `examples` random binary images."""
     import keras
 
     from tfvae import VAE, data, networks
 
-    peak = measure_matmul_peak()
     model = VAE(networks.gaussian_mlp_encoder(DATA_SIZE, LATENT, HIDDEN),
                 networks.bernoulli_mlp_decoder(LATENT, DATA_SIZE, HIDDEN), seed=0)
     model.compile(keras.optimizers.Adam(1e-3), jit_compile=jit_compile, steps_per_execution=steps_per_execution)
-    dataset = data.pipeline(training_data(examples), batch, shuffle=True)
+    return model, data.pipeline(training_data(examples), batch, shuffle=True)
+
+
+def measure_training(batch, jit_compile, steps_per_execution, examples):
+    peak = measure_matmul_peak()
+    model, dataset = model_and_data(batch, jit_compile, steps_per_execution, examples)
     start = time.perf_counter()
     model.fit(dataset, epochs=1, steps_per_epoch=1, verbose=0)
     first_step = time.perf_counter() - start
@@ -141,15 +146,9 @@ def measure_pytorch(batch, examples):
 
 def write_profile(logdir, examples):
     """A `tf.profiler` trace of one epoch of the default configuration (XLA, 10 steps per execution), batch 100."""
-    import keras
     import tensorflow as tf
 
-    from tfvae import VAE, data, networks
-
-    model = VAE(networks.gaussian_mlp_encoder(DATA_SIZE, LATENT, HIDDEN),
-                networks.bernoulli_mlp_decoder(LATENT, DATA_SIZE, HIDDEN), seed=0)
-    model.compile(keras.optimizers.Adam(1e-3), steps_per_execution=10)
-    dataset = data.pipeline(training_data(examples), 100, shuffle=True)
+    model, dataset = model_and_data(100, True, 10, examples)
     model.fit(dataset, epochs=1, verbose=0)
     tf.profiler.experimental.start(logdir)
     model.fit(dataset, epochs=1, verbose=0)

@@ -75,13 +75,10 @@ def pipeline(images, batch_size, shuffle=True, binarize=False, flatten=True, see
     if shuffle:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
+    dataset = dataset.map(lambda indices: tf.gather(images, indices), num_parallel_calls=tf.data.AUTOTUNE)
     if binarize:
         batch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        dataset = tf.data.Dataset.zip(dataset, batch_seeds).map(
-            lambda indices, seed: _binarize(tf.gather(images, indices), seed), num_parallel_calls=tf.data.AUTOTUNE
-        )
-    else:
-        dataset = dataset.map(lambda indices: tf.gather(images, indices), num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = tf.data.Dataset.zip(dataset, batch_seeds).map(_binarize, num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     # Several workers each take their slice of every global batch (the data lives in memory, not in files).
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

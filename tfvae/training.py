@@ -250,9 +250,9 @@ def make_callbacks(config, inputs, image_shape):
 def save_summary(model, history, examples, image_shape, path):
     """Writes the run's summary PNG: learning curves, 8 examples with their reconstructions, 32 prior samples."""
     noise = np.random.default_rng(0).standard_normal((32, *model.latent_shape())).astype(np.float32)
-    inputs, reconstructions = examples[:8], model.reconstruct(examples[:8])
-    visualize.save_run_summary(path, history, *(visualize.as_images(values, image_shape)
-                                                for values in (inputs, reconstructions, model.generate(noise))))
+    images = [visualize.as_images(values, image_shape)
+              for values in (examples[:8], model.reconstruct(examples[:8]), model.generate(noise))]
+    visualize.save_run_summary(path, history, *images)
 
 
 class EpochTimer(keras.callbacks.Callback):
