@@ -5,8 +5,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from helpers import SHARED_DATA, TENSORFLOW_ONLY_PREAMBLE, run_command, run_python
+
 from tfvae import cli
 
 TFVAE = os.path.join(os.path.dirname(sys.executable), "tfvae")
@@ -17,7 +17,8 @@ def train(tmp_path, *flags):
     """Runs `tfvae train` into tmp_path/run and returns (stdout, run directory)."""
     run_dir = tmp_path / "run"
     stdout = run_command([TFVAE, "train", "--quiet", "--jit-compile", "off", "--output-dir", str(run_dir),
-                          "--export-root", str(tmp_path / "saved_models"), "--data-dir", str(tmp_path / "tfds"), *flags])
+                          "--export-root", str(tmp_path / "saved_models"), "--data-dir", str(tmp_path / "tfds"),
+                          *flags])
     return stdout, run_dir
 
 

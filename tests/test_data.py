@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
-
 from helpers import SHARED_DATA
+
 from tfvae import data, frey_face
 
 SHARED_FREY = os.path.join(SHARED_DATA, "frey", "frey_rawface.mat")

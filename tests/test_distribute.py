@@ -12,7 +12,6 @@ import subprocess
 import sys
 
 import numpy as np
-
 from helpers import run_python
 
 # Trains the same model on the same data and global batches of 32, returning per-step losses and final weights.

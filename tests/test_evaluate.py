@@ -1,8 +1,8 @@
 import keras
 import numpy as np
+from helpers import run_python
 from scipy.stats import multivariate_normal
 
-from helpers import run_python
 from tfvae import VAE, evaluate
 from tfvae.layers import GaussianHead
 

@@ -8,8 +8,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from helpers import TENSORFLOW_ONLY_PREAMBLE, run_command, run_python
+
 from tfvae import VAE, export, networks
 
 DATA_SIZE, LATENT_SIZE = 12, 3

@@ -25,7 +25,8 @@ def epochs_logged(run_dir):
 def test_sigkill_mid_training_then_the_same_command_resumes(tmp_path):
     run_dir = tmp_path / "run"
     command = [TFVAE, "train", "--quiet", "--epochs", "12", "--batch-size", "10", "--latent-size", "2",
-               "--jit-compile", "off", "--validation-split", "0", "--output-dir", str(run_dir), "--export-root", str(tmp_path / "exports"),
+               "--jit-compile", "off", "--validation-split", "0", "--output-dir", str(run_dir),
+               "--export-root", str(tmp_path / "exports"),
                "--data-dir", str(tmp_path / "tfds")]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -10,7 +10,6 @@ import urllib.parse
 import urllib.request
 
 import pytest
-
 from helpers import run_command
 
 TFVAE = os.path.join(os.path.dirname(sys.executable), "tfvae")
@@ -33,7 +32,8 @@ def get(port, path, **query):
 def tensorboard_server(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run")
     run_command([TFVAE, "train", "--epochs", "2", "--latent-size", "2", "--tensorboard", "--image-every", "1",
-                 "--jit-compile", "off", "--quiet", "--output-dir", str(run_dir), "--export-root", str(run_dir / "exports"),
+                 "--jit-compile", "off", "--quiet", "--output-dir", str(run_dir),
+                 "--export-root", str(run_dir / "exports"),
                  "--data-dir", str(run_dir / "tfds")])
     port = free_port()
     server = subprocess.Popen(

@@ -7,10 +7,10 @@ import sys
 import keras
 import numpy as np
 
-from tfvae.export import export_saved_model
 from tfvae.callbacks import NonFiniteLossError
 from tfvae.data import DataError, load_images
 from tfvae.evaluate import summarize
+from tfvae.export import export_saved_model
 from tfvae.training import (
     JIT_COMPILE_CHOICES,
     LIKELIHOODS,
