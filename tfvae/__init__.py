@@ -1,8 +1,12 @@
 """tfvae: variational autoencoders for TensorFlow, Keras 3 and TensorFlow Probability."""
 
-from tfvae import layers, likelihoods, networks
-from tfvae.distributions import DiagonalGaussian
-from tfvae.model import VAE
+from tfvae.tensorflow_logs import import_tensorflow
+
+import_tensorflow()  # first, so that the `tfvae` command can keep TensorFlow's start-up log lines off its terminal
+
+from tfvae import layers, likelihoods, networks  # noqa: E402
+from tfvae.distributions import DiagonalGaussian  # noqa: E402
+from tfvae.model import VAE  # noqa: E402
 
 __all__ = ["DiagonalGaussian", "VAE", "layers", "likelihoods", "networks"]
 __version__ = "0.1.0"
