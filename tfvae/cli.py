@@ -1,22 +1,31 @@
-"""The `tfvae` command: `tfvae train`, `tfvae evaluate` and `tfvae export`."""
+"""The `tfvae` command: `tfvae train`, `tfvae evaluate` and `tfvae export`.
+
+A user's mistake (a missing or corrupt file, a bad setting, a run directory in use, a full disk) ends the command with
+one line on stderr, `tfvae COMMAND: what is wrong and what to do`, and exit status 1; Ctrl-C with exit status 130. Any
+other exception is a bug, and shows its traceback.
+"""
 
 import argparse
 import dataclasses
+import errno
 import sys
 
-import keras
 import numpy as np
 
+from tfvae import __version__
 from tfvae.callbacks import NonFiniteLossError
 from tfvae.data import DataError, load_images
 from tfvae.evaluate import summarize
-from tfvae.export import export_saved_model
+from tfvae.export import SignatureChangeError, export_saved_model
+from tfvae.run_lock import RunLockedError
+from tfvae.saving import ModelFileError, load_vae
 from tfvae.training import (
     JIT_COMPILE_CHOICES,
     LIKELIHOODS,
     MODEL_FAMILIES,
     PRECISIONS,
     STRATEGIES,
+    ConfigError,
     TrainConfig,
     train,
 )
@@ -53,6 +62,7 @@ TRAIN_FLAGS = {
     "output_dir": "the run directory (default: runs/MODEL_NAME)",
     "export_root": "root of the SavedModel versions",
     "model_name": "exports go to EXPORT_ROOT/MODEL_NAME/<version> (default: from the data set)",
+    "allow_signature_change": "export even if the signatures differ from those of the newest version of MODEL_NAME",
 }
 CHOICES = {
     "model": MODEL_FAMILIES,
@@ -61,16 +71,49 @@ CHOICES = {
     "strategy": STRATEGIES,
     "precision": PRECISIONS,
 }
+USER_ERRORS = (
+    ConfigError, DataError, FileExistsError, InputError, ModelFileError, NonFiniteLossError, RunLockedError,
+    SignatureChangeError,
+)
+# File-system errors that the user's machine causes, not tfvae: reported in one line like the USER_ERRORS.
+USER_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.ENOSPC, errno.EDQUOT,
+               errno.EFBIG}
+DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+INTERRUPTED_STATUS = 130  # 128 + SIGINT, as shells report a process that Ctrl-C ended
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    try:
+        return _run_command(argv)
+    except KeyboardInterrupt as interrupt:
+        message, status = str(interrupt) or "interrupted.", INTERRUPTED_STATUS
+    except USER_ERRORS as error:
+        message, status = str(error), 1
+    except OSError as error:
+        if error.errno not in USER_ERRNOS:
+            raise
+        message, status = _describe_os_error(error), 1
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    print(f"tfvae {command}: {message}" if command else f"tfvae: {message}", file=sys.stderr)
+    return status
+
+
+def _run_command(argv):
     parser = _build_parser(_config_defaults(argv))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
     return args.run(args)
+
+
+def _describe_os_error(error):
+    where = f"{error.filename}: " if error.filename else ""
+    if error.errno in DISK_FULL_ERRNOS:
+        return (f"{where}{error.strerror} while saving; the files saved before are intact. Free some space and run the "
+                "same command again (training resumes from its last finished epoch).")
+    return f"{where}{error.strerror}; choose a folder you can write to."
 
 
 def _config_defaults(argv):
@@ -82,12 +125,19 @@ def _config_defaults(argv):
 
 
 def _build_parser(config_defaults):
+    # Read by tfvae.tensorflow_logs while tfvae is imported (TensorFlow logs before any parsing); listed for --help.
+    logging = argparse.ArgumentParser(add_help=False)
+    logging.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                         help="show TensorFlow's C++ log lines (hidden by default, as TF_CPP_MIN_LOG_LEVEL=3 would)")
     parser = argparse.ArgumentParser(
-        prog="tfvae", description="Variational autoencoders with TensorFlow, Keras 3 and TensorFlow Probability."
+        prog="tfvae", description="Variational autoencoders with TensorFlow, Keras 3 and TensorFlow Probability.",
+        parents=[logging],
     )
+    parser.add_argument("--version", action="version", version=f"tfvae {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     train_parser = commands.add_parser(
         "train",
+        parents=[logging],
         help="train a VAE and export a SavedModel",
         description="Train a VAE (by default the AEVB appendix-C Gaussian VAE on Frey Face, which ships with "
         "tfvae), keep its run directory (config, logs, checkpoints, summary PNG), and export a SavedModel for TF "
@@ -103,6 +153,7 @@ def _build_parser(config_defaults):
 
     evaluate = commands.add_parser(
         "evaluate",
+        parents=[logging],
         help="ELBO, KL per latent channel, active units and importance-weighted log-likelihood of a saved VAE",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -120,6 +171,7 @@ def _build_parser(config_defaults):
 
     export = commands.add_parser(
         "export",
+        parents=[logging],
         help="export a saved .keras VAE (a final model or a checkpoint) as a new SavedModel version",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -127,6 +179,8 @@ def _build_parser(config_defaults):
     export.add_argument("--model-dir", required=True, help="EXPORT_ROOT/MODEL_NAME; the version goes below it")
     export.add_argument("--version", type=int, default=None, help="default: one more than the newest")
     export.add_argument("--keep", type=int, default=None, help="keep only the newest KEEP versions")
+    export.add_argument("--allow-signature-change", action="store_true",
+                        help="export even if the signatures differ from those of the newest version in MODEL_DIR")
     export.set_defaults(run=_export)
     return parser
 
@@ -148,11 +202,8 @@ def _train(args):
     try:
         config = TrainConfig(**{**options, "verbose": 0 if args.quiet else 1})
     except ValueError as error:
-        return _fail(error)
-    try:
-        model, history, export_path = train(config)
-    except (DataError, InputError, NonFiniteLossError) as error:
-        return _fail(error)
+        raise ConfigError(str(error)) from error
+    model, history, export_path = train(config)
     print(f"final training ELBO per example: {history.history['elbo'][-1]:.2f}")
     if "val_elbo" in history.history:
         print(f"final validation ELBO per example: {history.history['val_elbo'][-1]:.2f}")
@@ -162,21 +213,13 @@ def _train(args):
     return 0
 
 
-def _fail(error, command="train"):
-    print(f"tfvae {command}: {error}", file=sys.stderr)
-    return 1
-
-
 def _evaluate(args):
-    model = keras.models.load_model(args.model, safe_mode=True)
-    try:
-        images = load_images(args.dataset, args.split, args.data_dir)[: args.limit]
-        if args.binarize:
-            images = (np.random.default_rng(args.seed).random(images.shape) < images).astype(np.float32)
-        x = images.reshape(len(images), *model.data_shape)
-        model.check_data(x)
-    except (DataError, InputError) as error:
-        return _fail(error, "evaluate")
+    model = load_vae(args.model)
+    images = load_images(args.dataset, args.split, args.data_dir)[: args.limit]
+    if args.binarize:
+        images = (np.random.default_rng(args.seed).random(images.shape) < images).astype(np.float32)
+    x = images.reshape(len(images), -1) if len(model.data_shape) == 1 else images
+    model.check_data(x)
     result = summarize(model, x, args.samples, args.batch_size, args.seed, verbose=0 if args.quiet else 1)
     print(f"{args.dataset} {args.split}: {result['examples']} examples")
     print(f"ELBO per example: {result['elbo']:.3f} (KL {result['kl']:.3f})")
@@ -188,8 +231,9 @@ def _evaluate(args):
 
 
 def _export(args):
-    model = keras.models.load_model(args.model, safe_mode=True)
-    path = export_saved_model(model, args.model_dir, version=args.version, keep=args.keep)
+    model = load_vae(args.model)
+    path = export_saved_model(model, args.model_dir, version=args.version, keep=args.keep,
+                              allow_signature_change=args.allow_signature_change)
     print(f"SavedModel: {path}")
     return 0
 

@@ -17,6 +17,10 @@ Signatures (inputs and outputs are float32 with an unknown batch dimension, exce
 
 Random signatures (`encode`, `sample`, `elbo`) draw from the model's seed generator, whose state is saved with the
 model: a freshly loaded SavedModel gives the same draws in the same order, and each call advances the state.
+
+TF Serving moves every client to the newest version as soon as it appears, so a version whose signatures (names, input
+and output keys, shapes, dtypes) differ from the newest one's is refused unless the change is asked for: clients
+would get requests refused that the previous version took.
 """
 
 import os
@@ -25,12 +29,19 @@ import shutil
 
 import keras
 import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
+from tfvae.run_lock import process_alive
 
 SIGNATURE_NAMES = ("serving_default", "encode", "decode", "sample", "sample_from_noise", "elbo")
 _STAGING_PREFIX = ".staging-"
 
 
-def export_saved_model(model, model_dir, version=None, keep=None):
+class SignatureChangeError(ValueError):
+    """A new version whose signatures differ from those of the newest version of the same model."""
+
+
+def export_saved_model(model, model_dir, version=None, keep=None, allow_signature_change=False):
     """Writes `model` as a new SavedModel version under `model_dir` and returns its path.
 
     Args:
@@ -38,12 +49,15 @@ def export_saved_model(model, model_dir, version=None, keep=None):
         model_dir: `<export_root>/<model_name>`; created if missing.
         version: a positive integer; None takes one more than the newest version present (1 for the first).
         keep: if given, only the newest `keep` versions remain after the export.
+        allow_signature_change: write the version even if its signatures differ from the newest version's.
 
     Returns:
         The path of the new version folder.
 
     Raises:
         FileExistsError: when `version` already exists.
+        SignatureChangeError: when the signatures differ from the newest version's and `allow_signature_change` is
+            False; nothing is written.
     """
     os.makedirs(model_dir, exist_ok=True)
     _remove_abandoned_staging(model_dir)
@@ -56,6 +70,8 @@ def export_saved_model(model, model_dir, version=None, keep=None):
     staging_path = os.path.join(model_dir, f"{_STAGING_PREFIX}{version}-{os.getpid()}")
     try:
         build_export_archive(model).write_out(staging_path, verbose=False)
+        if not allow_signature_change:
+            _check_signatures_unchanged(model_dir, staging_path)
         os.rename(staging_path, final_path)
     except BaseException:
         shutil.rmtree(staging_path, ignore_errors=True)
@@ -112,6 +128,38 @@ def build_export_archive(model):
     return archive
 
 
+def read_signatures(path):
+    """The signatures of the SavedModel at `path`, read from its `saved_model.pb` without loading it.
+
+    Returns:
+        `{signature: {"inputs": {key: (dtype, shape)}, "outputs": {key: (dtype, shape)}}}`, with -1 for a dimension
+        of unknown size.
+    """
+    saved_model = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as file:
+        saved_model.ParseFromString(file.read())
+    return {
+        name: {"inputs": _tensor_specs(signature.inputs), "outputs": _tensor_specs(signature.outputs)}
+        for name, signature in saved_model.meta_graphs[0].signature_def.items()
+        if not name.startswith("__")  # TensorFlow's own entries, such as __saved_model_init_op
+    }
+
+
+def signature_differences(old, new):
+    """What differs between two `read_signatures` results, as readable phrases (empty when they are the same)."""
+    differences = [f"signature {name} {'removed' if name in old else 'added'}"
+                   for name in sorted(old.keys() ^ new.keys())]
+    for name in sorted(old.keys() & new.keys()):
+        for kind in ("inputs", "outputs"):
+            before, after = old[name][kind], new[name][kind]
+            for key in sorted(before.keys() | after.keys()):
+                if before.get(key) != after.get(key):
+                    differences.append(
+                        f"{name} {kind[:-1]} {key}: {_describe(before.get(key))} -> {_describe(after.get(key))}"
+                    )
+    return differences
+
+
 def list_versions(model_dir):
     """The integer versions present under `model_dir`, oldest first."""
     if not os.path.isdir(model_dir):
@@ -122,6 +170,36 @@ def list_versions(model_dir):
 def _next_version(model_dir):
     versions = list_versions(model_dir)
     return versions[-1] + 1 if versions else 1
+
+
+def _check_signatures_unchanged(model_dir, staging_path):
+    versions = list_versions(model_dir)
+    if not versions:
+        return
+    newest = versions[-1]
+    differences = signature_differences(read_signatures(os.path.join(model_dir, str(newest))),
+                                        read_signatures(staging_path))
+    if differences:
+        raise SignatureChangeError(
+            f"not exporting to {model_dir}: the signatures differ from those of version {newest} "
+            f"({'; '.join(differences)}), and TF Serving would send that version's clients to a model that refuses "
+            "their requests. Choose another model name (--model-name, or --model-dir for tfvae export), or pass "
+            "--allow-signature-change."
+        )
+
+
+def _tensor_specs(tensor_infos):
+    return {
+        key: (tf.dtypes.as_dtype(info.dtype).name, tuple(dim.size for dim in info.tensor_shape.dim))
+        for key, info in tensor_infos.items()
+    }
+
+
+def _describe(spec):
+    if spec is None:
+        return "none"
+    dtype, shape = spec
+    return f"{dtype} [{', '.join('?' if size < 0 else str(size) for size in shape)}]"
 
 
 def _keep_newest(model_dir, keep):
@@ -135,15 +213,5 @@ def _remove_abandoned_staging(model_dir):
     """Deletes staging folders whose exporting process is gone (it was killed mid-export)."""
     for entry in os.listdir(model_dir):
         match = re.fullmatch(re.escape(_STAGING_PREFIX) + r"[0-9]+-([0-9]+)", entry)
-        if match and not _process_alive(int(match.group(1))):
+        if match and not process_alive(int(match.group(1))):
             shutil.rmtree(os.path.join(model_dir, entry), ignore_errors=True)
-
-
-def _process_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

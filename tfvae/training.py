@@ -4,7 +4,8 @@ A run directory (`output_dir`) ends up holding
 `config.json` (the run's settings; `tfvae train --config` repeats the run), `history.csv` (per-epoch metrics),
 `history.json` (the same, with each epoch's seconds), `best.keras` (the best model by validation ELBO),
 `model.keras` (the final model), `summary.png` (learning curves, reconstructions, samples), `backup/` (while a run
-is unfinished: what `BackupAndRestore` resumes from) and, with TensorBoard on, `tensorboard/`.
+is unfinished: what `BackupAndRestore` resumes from), `lock` (while a run writes there: its pid and host) and, with
+TensorBoard on, `tensorboard/`.
 """
 
 import csv
@@ -18,9 +19,10 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae import callbacks as tfvae_callbacks
-from tfvae import data, networks, visualize
+from tfvae import data, networks, saving, visualize
 from tfvae.export import export_saved_model
 from tfvae.model import VAE
+from tfvae.run_lock import RunLock
 
 JIT_COMPILE_CHOICES = ("auto", "on", "off")
 STRATEGIES = ("default", "mirrored", "multiworker")
@@ -28,6 +30,15 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 MODEL_FAMILIES = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
 DIAGNOSTIC_EXAMPLES = 1000
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+class ConfigError(ValueError):
+    """Settings of a run that cannot be used: a value out of range, or a config file that is missing or malformed."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped by Ctrl-C (SIGINT); the run directory keeps what resuming needs."""
 
 
 @dataclasses.dataclass
@@ -68,6 +79,7 @@ class TrainConfig:
     output_dir: str = None
     export_root: str = "saved_models"
     model_name: str = None
+    allow_signature_change: bool = False
     verbose: int = 1
 
     def __post_init__(self):
@@ -92,8 +104,32 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, path):
-        with open(path) as file:
-            return cls(**json.load(file))
+        """The config saved at `path` by `to_json`.
+
+        Raises:
+            ConfigError: for a missing or unreadable file, or one that is not a JSON object of known settings of the
+                right types and values.
+        """
+        try:
+            with open(path) as file:
+                settings = json.load(file)
+        except FileNotFoundError as error:
+            raise ConfigError(f"--config {path}: no such file.") from error
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"--config {path}: cannot read it as a JSON config file: {error}") from error
+        if not isinstance(settings, dict):
+            raise ConfigError(f"--config {path}: expected a JSON object of settings, got {type(settings).__name__}.")
+        fields = {field.name: field for field in dataclasses.fields(cls)}
+        unknown = sorted(settings.keys() - fields.keys())
+        if unknown:
+            raise ConfigError(f"--config {path}: unknown settings {unknown}; known ones: {sorted(fields)}.")
+        for name, value in settings.items():
+            if not _has_type(value, fields[name]):
+                raise ConfigError(f"--config {path}: {name} must be {_TYPE_NAMES[fields[name].type]}, got {value!r}.")
+        try:
+            return cls(**settings)
+        except ValueError as error:
+            raise ConfigError(f"--config {path}: {error}") from error
 
     def to_json(self, path):
         with open(path, "w") as file:
@@ -111,8 +147,25 @@ def train(config):
 
     Raises:
         callbacks.NonFiniteLossError: when the loss becomes NaN or infinite (the last good state is kept).
+        run_lock.RunLockedError: when another run writes to the same run directory.
+        TrainingInterrupted: on Ctrl-C; the backup of the last finished epoch is kept, and training again with the
+            same config resumes from it.
     """
     strategy = make_strategy(config.strategy)  # first: a multi-worker strategy must exist before other TF work
+    chief = _is_chief(strategy)
+    run_dir = config.output_dir if chief else os.path.join(config.output_dir, f".worker-{_task_index(strategy)}")
+    with RunLock(run_dir):
+        try:
+            return _run(dataclasses.replace(config, output_dir=run_dir), strategy, chief)
+        except KeyboardInterrupt as interrupt:
+            raise TrainingInterrupted(
+                f"interrupted; {os.path.join(run_dir, 'backup')} keeps the last finished epoch, and the same command "
+                "resumes from it."
+            ) from interrupt
+
+
+def _run(config, strategy, chief):
+    """`train` for the run directory `config.output_dir`, once its lock is held."""
     keras.mixed_precision.set_global_policy(config.precision)
     keras.utils.set_random_seed(config.seed)
     train_images, validation_images = load_training_images(config)
@@ -126,10 +179,7 @@ def train(config):
             jit_compile={"auto": "auto", "on": True, "off": False}[config.jit_compile],
             steps_per_execution=config.steps_per_execution,
         )
-    chief = _is_chief(strategy)
-    run_dir = config.output_dir if chief else os.path.join(config.output_dir, f".worker-{_task_index(strategy)}")
-    config = dataclasses.replace(config, output_dir=run_dir)
-    os.makedirs(run_dir, exist_ok=True)
+    run_dir = config.output_dir
     config.to_json(os.path.join(run_dir, "config.json"))
 
     def batches(images, shuffle):
@@ -145,12 +195,13 @@ def train(config):
         verbose=config.verbose,
     )
     history.history = read_history(os.path.join(run_dir, "history.csv"))
-    model.save(os.path.join(run_dir, "model.keras"))
+    saving.save_atomically(model.save, os.path.join(run_dir, "model.keras"))
     with open(os.path.join(run_dir, "history.json"), "w") as file:
         json.dump({**history.history, "epoch_seconds": timer.seconds}, file, indent=1)
     save_summary(model, history.history, inputs.get("validation", inputs["train"]), train_images.shape[1:],
                  os.path.join(run_dir, "summary.png"))
-    export_path = export_saved_model(model, os.path.join(config.export_root, config.model_name)) if chief else None
+    export_path = export_saved_model(model, os.path.join(config.export_root, config.model_name),
+                                     allow_signature_change=config.allow_signature_change) if chief else None
     return model, history, export_path
 
 
@@ -227,9 +278,9 @@ def make_callbacks(config, inputs, image_shape):
     monitor = "val_elbo" if "validation" in inputs else "elbo"
     callbacks = [
         tfvae_callbacks.StopOnNonFiniteLoss(),
-        keras.callbacks.BackupAndRestore(os.path.join(run, "backup")),
-        keras.callbacks.ModelCheckpoint(os.path.join(run, "best.keras"), monitor=monitor, mode="max",
-                                        save_best_only=True),
+        saving.AtomicBackupAndRestore(os.path.join(run, "backup")),
+        saving.AtomicModelCheckpoint(os.path.join(run, "best.keras"), monitor=monitor, mode="max",
+                                     save_best_only=True),
         keras.callbacks.CSVLogger(os.path.join(run, "history.csv"), append=True),
     ]
     if config.early_stopping_patience:
@@ -286,6 +337,18 @@ def _is_chief(strategy):
 
 def _task_index(strategy):
     return strategy.cluster_resolver.task_id
+
+
+def _has_type(value, field):
+    """Whether a JSON value fits a `TrainConfig` field: its type (an int for a float), or None where that is the
+    default."""
+    if value is None:
+        return field.default is None
+    if field.type is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if field.type is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, field.type)
 
 
 def _check_choice(name, value, choices):
