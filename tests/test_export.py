@@ -200,3 +200,19 @@ def test_export_command_reads_a_keras_file(tmp_path):
 def test_the_documented_signature_table_matches_the_export():
     documented = [line.split("|")[1].strip(" `") for line in export.__doc__.splitlines() if line.startswith("| `")]
     assert tuple(documented) == export.SIGNATURE_NAMES
+
+
+def test_a_version_with_other_signatures_is_refused_unless_asked_for(tmp_path):
+    model_dir = str(tmp_path / "vae")
+    export.export_saved_model(make_vae("bernoulli"), model_dir)
+    assert export.read_signatures(os.path.join(model_dir, "1"))["decode"] == {
+        "inputs": {"z": ("float32", (-1, LATENT_SIZE))}, "outputs": {"probs": ("float32", (-1, DATA_SIZE))}}
+    gaussian = make_vae("gaussian")
+    with pytest.raises(export.SignatureChangeError,
+                       match=r"version 1 \(decode output logvar: none -> float32 \[\?, 12\]; decode output mean: none "
+                             r"-> float32 \[\?, 12\]; decode output probs: float32 \[\?, 12\] -> none\).*"
+                             r"--model-name.*--allow-signature-change"):
+        export.export_saved_model(gaussian, model_dir)
+    assert sorted(os.listdir(model_dir)) == ["1"], "nothing written, no staging folder left"
+    assert export.export_saved_model(gaussian, model_dir, allow_signature_change=True).endswith("2")
+    assert export.export_saved_model(gaussian, model_dir).endswith("3"), "the newest version is the reference"

@@ -33,6 +33,10 @@ def save_atomically(save, path):
         save(partial_path)
         if os.path.exists(partial_path):
             os.replace(partial_path, path)
+    except OSError as error:
+        if error.filename or not error.errno:
+            raise
+        raise OSError(error.errno, os.strerror(error.errno), path) from error  # h5py names no file
     finally:
         if os.path.exists(partial_path):
             os.remove(partial_path)

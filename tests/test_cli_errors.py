@@ -1,0 +1,93 @@
+"""Every user mistake gives one line on stderr and exit status 1 from `tfvae`, never a traceback.
+
+The cases share one process (each `tfvae` process pays TensorFlow's import): it calls `tfvae.cli.main` for each
+command line in turn and reports its exit status and stderr.
+"""
+
+import json
+import os
+import re
+import socket
+import sys
+
+import keras
+import numpy as np
+import pytest
+from helpers import run_command
+
+from tfvae import VAE, export, networks
+from tfvae.run_lock import LOCK_NAME
+
+RUN_EACH_COMMAND = """
+import contextlib, io, json, sys
+from tfvae import cli
+results = []
+for argv in json.loads(sys.argv[1]):
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        status = cli.main(argv)
+    results.append([status, stderr.getvalue()])
+print(json.dumps(results))
+"""
+
+
+def small_vae(data_size):
+    model = VAE(networks.gaussian_mlp_encoder(data_size, 2, 8), networks.bernoulli_mlp_decoder(2, data_size, 8), seed=0)
+    model.build((None, data_size))
+    return model
+
+
+def write_json(path, value):
+    path.write_text(json.dumps(value))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """`{case: (command, exit status, stderr, expected message pattern)}`, every case run in one process."""
+    files = tmp_path_factory.mktemp("files")
+    (files / "junk.keras").write_bytes(np.random.default_rng(0).bytes(3000))
+    keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]).save(files / "dense.keras")
+    small_vae(12).save(files / "vae12.keras")
+    export.export_saved_model(small_vae(8), str(files / "served"))
+    (files / "a_file").write_text("")
+    locked_run = files / "locked_run"
+    locked_run.mkdir()
+    write_json(locked_run / LOCK_NAME, {"pid": os.getpid(), "host": socket.gethostname()})
+    np.save(files / "images.npy", np.random.default_rng(0).random((20, 4, 4)).astype(np.float32))
+    train = ["train", "--dataset", str(files / "images.npy"), "--epochs", "1", "--export-root", str(files / "exports")]
+    cases = {
+        "missing model": (["evaluate", str(files / "missing.keras")], r"missing\.keras: no such model file\.$"),
+        "junk model": (["evaluate", str(files / "junk.keras")], r"junk\.keras is not a \.keras archive"),
+        "not a VAE": (["export", str(files / "dense.keras"), "--model-dir", str(files / "x")],
+                      r"dense\.keras holds a Sequential, not a tfvae\.VAE\.$"),
+        "missing config": (["train", "--config", str(files / "none.json")], r"--config .*none\.json: no such file\.$"),
+        "config not JSON": (["train", "--config", str(files / "a_file")], r"cannot read it as a JSON config file"),
+        "config not an object": (["train", "--config", write_json(files / "list.json", [1])],
+                                 r"expected a JSON object of settings, got list\.$"),
+        "unknown setting": (["train", "--config", write_json(files / "unknown.json", {"epochs": 2, "colour": 1})],
+                            r"unknown settings \['colour'\]; known ones: \[.*'epochs'"),
+        "wrong type": (["train", "--config", write_json(files / "type.json", {"epochs": "2"})],
+                       r"epochs must be an integer, got '2'\.$"),
+        "bad value": (["train", "--config", write_json(files / "value.json", {"latent_size": 0})],
+                      r"latent_size must be at least 1, got 0\.$"),
+        "unwritable run directory": ([*train, "--output-dir", str(files / "a_file" / "run")],
+                                     r"a_file/run: Not a directory; choose a folder you can write to\.$"),
+        "run directory in use": ([*train, "--output-dir", str(locked_run)],
+                                 rf"locked_run is in use by another run \(pid {os.getpid()} on {socket.gethostname()}"),
+        "signature change": (["export", str(files / "vae12.keras"), "--model-dir", str(files / "served")],
+                             r"the signatures differ from those of version 1 \(.*serving_default input x: float32 "
+                             r"\[\?, 8\] -> float32 \[\?, 12\].*--allow-signature-change\.$"),
+    }
+    arguments = json.dumps([argv for argv, _ in cases.values()])
+    statuses = json.loads(run_command([sys.executable, "-c", RUN_EACH_COMMAND, arguments]).strip().splitlines()[-1])
+    return {name: (argv[0], *status, pattern)
+            for (name, (argv, pattern)), status in zip(cases.items(), statuses, strict=True)}
+
+
+def test_each_user_mistake_gives_one_line_and_exit_status_1(results):
+    assert len(results) == 12
+    for case, (command, status, stderr, pattern) in results.items():
+        lines = stderr.splitlines()
+        assert status == 1 and len(lines) == 1, f"{case}: status {status}, stderr:\n{stderr}"
+        assert lines[0].startswith(f"tfvae {command}: ") and re.search(pattern, lines[0]), f"{case}: {lines[0]}"
