@@ -18,12 +18,16 @@ from helpers import run_command
 from tfvae import VAE, export, networks
 from tfvae.run_lock import LOCK_NAME
 
+# A case with a file size limit runs with files limited to that many bytes (RLIMIT_FSIZE, SIGXFSZ ignored): writing
+# more fails with EFBIG, as a full disk fails with ENOSPC.
 RUN_EACH_COMMAND = """
-import contextlib, io, json, sys
+import contextlib, io, json, resource, signal, sys
 from tfvae import cli
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 results = []
-for argv in json.loads(sys.argv[1]):
+for argv, file_size_limit in json.loads(sys.argv[1]):
     stderr = io.StringIO()
+    resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit or resource.RLIM_INFINITY, resource.RLIM_INFINITY))
     with contextlib.redirect_stderr(stderr):
         status = cli.main(argv)
     results.append([status, stderr.getvalue()])
@@ -55,8 +59,9 @@ def results(tmp_path_factory):
     locked_run.mkdir()
     write_json(locked_run / LOCK_NAME, {"pid": os.getpid(), "host": socket.gethostname()})
     np.save(files / "images.npy", np.random.default_rng(0).random((20, 4, 4)).astype(np.float32))
-    train = ["train", "--dataset", str(files / "images.npy"), "--epochs", "1", "--export-root", str(files / "exports")]
-    cases = {
+    train = ["train", "--quiet", "--dataset", str(files / "images.npy"), "--epochs", "1",
+             "--export-root", str(files / "exports")]
+    cases = {  # name: (argv, the line's pattern[, file size limit])
         "missing model": (["evaluate", str(files / "missing.keras")], r"missing\.keras: no such model file\.$"),
         "junk model": (["evaluate", str(files / "junk.keras")], r"junk\.keras is not a \.keras archive"),
         "not a VAE": (["export", str(files / "dense.keras"), "--model-dir", str(files / "x")],
@@ -78,15 +83,18 @@ def results(tmp_path_factory):
         "signature change": (["export", str(files / "vae12.keras"), "--model-dir", str(files / "served")],
                              r"the signatures differ from those of version 1 \(.*serving_default input x: float32 "
                              r"\[\?, 8\] -> float32 \[\?, 12\].*--allow-signature-change\.$"),
+        "disk full": ([*train, "--output-dir", str(files / "full_disk_run")],
+                      r"full_disk_run/backup/latest\.weights\.h5: File too large while saving; the files saved "
+                      r"before are intact\. Free some space", 4000),
     }
-    arguments = json.dumps([argv for argv, _ in cases.values()])
+    arguments = json.dumps([[case[0], case[2] if len(case) > 2 else None] for case in cases.values()])
     statuses = json.loads(run_command([sys.executable, "-c", RUN_EACH_COMMAND, arguments]).strip().splitlines()[-1])
     return {name: (argv[0], *status, pattern)
-            for (name, (argv, pattern)), status in zip(cases.items(), statuses, strict=True)}
+            for (name, (argv, pattern, *_)), status in zip(cases.items(), statuses, strict=True)}
 
 
 def test_each_user_mistake_gives_one_line_and_exit_status_1(results):
-    assert len(results) == 12
+    assert len(results) == 13
     for case, (command, status, stderr, pattern) in results.items():
         lines = stderr.splitlines()
         assert status == 1 and len(lines) == 1, f"{case}: status {status}, stderr:\n{stderr}"

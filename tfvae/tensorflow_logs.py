@@ -20,7 +20,8 @@ COMMAND_NAME = "tfvae"
 VERBOSE_FLAGS = ("-v", "--verbose")
 DEFAULT_LEVEL = 3
 SEVERITIES = "IWEF"  # TF_CPP_MIN_LOG_LEVEL 0 shows all of them, 1 from W, 2 from E, 3 only F
-_LOG_LINE = re.compile(r"([IWEF])\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ [^\]]+\] ")
+# abseil's prefix: severity, MMDD, time (before initialisation, in seconds since the epoch), thread, file:line]
+_LOG_LINE = re.compile(r"([IWEF])\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^\]]+\] ")
 _BANNER = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 
 
