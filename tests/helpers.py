@@ -1,8 +1,11 @@
 """Helpers shared by the tests."""
 
+import json
 import os
 import subprocess
 import sys
+
+import numpy as np
 
 SHARED_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
 
@@ -30,3 +33,44 @@ class _Blocked(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, _Blocked())
 import tensorflow as tf
 """
+
+# Run in a process where only TensorFlow can be imported: every signature, in a fixed order (the random ones advance
+# the saved seed state), results and signature specs written to files.
+CALL_EVERY_SIGNATURE = """
+import json, sys
+import numpy as np
+model_path, inputs_path, outputs_path, specs_path = sys.argv[1:]
+inputs = np.load(inputs_path)
+loaded = tf.saved_model.load(model_path)
+calls = [("serving_default", {"x": inputs["x"]}), ("encode", {"x": inputs["x"]}), ("decode", {"z": inputs["z"]}),
+         ("sample", {"num_samples": np.int32(5)}), ("sample_from_noise", {"noise": inputs["z"]}),
+         ("elbo", {"x": inputs["x"]})]
+outputs, specs = {}, {}
+for name, arguments in calls:
+    function = loaded.signatures[name]
+    for key, value in function(**{k: tf.constant(v) for k, v in arguments.items()}).items():
+        outputs[name + "/" + key] = value.numpy()
+    specs[name] = {
+        "inputs": {k: [s.shape.as_list(), s.dtype.name] for k, s in function.structured_input_signature[1].items()},
+        "outputs": {k: [s.shape.as_list(), s.dtype.name] for k, s in function.structured_outputs.items()},
+    }
+np.savez(outputs_path, **outputs)
+json.dump(specs, open(specs_path, "w"))
+print("modules:", sorted(m for m in sys.modules if m.split(".")[0] in ("tfvae", "tensorflow_probability")))
+"""
+
+
+def call_every_signature(saved_model, x, z, folder):
+    """Calls every signature of `saved_model` in a TensorFlow-only process, on examples `x` and latents `z`.
+
+    Returns:
+        `(outputs, specs)`: `{"<signature>/<output>": array}` and each signature's input and output specs as
+        `{name: {"inputs"|"outputs": {key: [shape, dtype]}}}`.
+    """
+    np.savez(os.path.join(folder, "inputs.npz"), x=x, z=z)
+    paths = [os.path.join(folder, name) for name in ("inputs.npz", "outputs.npz", "specs.json")]
+    stdout = run_command([sys.executable, "-c", TENSORFLOW_ONLY_PREAMBLE + CALL_EVERY_SIGNATURE, str(saved_model),
+                          *paths])
+    assert "modules: []" in stdout
+    with open(paths[2]) as file:
+        return dict(np.load(paths[1])), json.load(file)

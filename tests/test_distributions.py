@@ -150,6 +150,19 @@ def test_deterministic_mode_has_zero_variance(rng):
     np.testing.assert_array_equal(q.nll(params[:, :3]), np.zeros(4))
 
 
+def test_deterministic_log_prob_is_a_point_mass_at_the_mean(rng):
+    params = random_params(rng, (4, 3))
+    q = DiagonalGaussian(params, deterministic=True)
+    mean = params[:, :3]
+    np.testing.assert_array_equal(q.log_prob(mean), np.zeros(4))
+    np.testing.assert_array_equal(q.prob(mean), np.ones(4))
+    moved = mean + np.array([[0.0, 0.0, 0.0], [0.0, 1e-3, 0.0], [1.0, 1.0, 1.0], [0.0, 0.0, -1e-3]], np.float32)
+    np.testing.assert_array_equal(q.log_prob(moved), [0.0, -np.inf, -np.inf, -np.inf])
+    np.testing.assert_array_equal(q.prob(moved), [1.0, 0.0, 0.0, 0.0])
+    stochastic = DiagonalGaussian(params)
+    np.testing.assert_allclose(stochastic.log_prob(moved), -stochastic.nll(moved), rtol=1e-5)
+
+
 def test_rank_four_latents_reduce_to_one_value_per_example(rng):
     params = random_params(rng, (2, 4, 5, 3))  # [batch, height, width, 2 * channels]
     x = rng.normal(size=(2, 4, 5, 3)).astype(np.float32)

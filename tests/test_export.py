@@ -1,4 +1,3 @@
-import json
 import os
 import signal
 import subprocess
@@ -8,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import TENSORFLOW_ONLY_PREAMBLE, run_command, run_python
+from helpers import TENSORFLOW_ONLY_PREAMBLE, call_every_signature, run_command, run_python
 
 from tfvae import VAE, export, networks
 
@@ -24,32 +23,6 @@ def make_vae(likelihood):
     data = (np.random.default_rng(0).random((128, DATA_SIZE)) < 0.4).astype(np.float32)
     model.fit(data, epochs=1, batch_size=32, verbose=0)
     return model
-
-
-# Run in a process where only TensorFlow can be imported: every signature, in a fixed order (the random ones advance
-# the saved seed state), results and signature specs written to files.
-CALL_EVERY_SIGNATURE = """
-import json, sys
-import numpy as np
-model_path, inputs_path, outputs_path, specs_path = sys.argv[1:]
-inputs = np.load(inputs_path)
-loaded = tf.saved_model.load(model_path)
-calls = [("serving_default", {"x": inputs["x"]}), ("encode", {"x": inputs["x"]}), ("decode", {"z": inputs["z"]}),
-         ("sample", {"num_samples": np.int32(5)}), ("sample_from_noise", {"noise": inputs["z"]}),
-         ("elbo", {"x": inputs["x"]})]
-outputs, specs = {}, {}
-for name, arguments in calls:
-    function = loaded.signatures[name]
-    for key, value in function(**{k: tf.constant(v) for k, v in arguments.items()}).items():
-        outputs[name + "/" + key] = value.numpy()
-    specs[name] = {
-        "inputs": {k: [s.shape.as_list(), s.dtype.name] for k, s in function.structured_input_signature[1].items()},
-        "outputs": {k: [s.shape.as_list(), s.dtype.name] for k, s in function.structured_outputs.items()},
-    }
-np.savez(outputs_path, **outputs)
-json.dump(specs, open(specs_path, "w"))
-print("modules:", sorted(m for m in sys.modules if m.split(".")[0] in ("tfvae", "tensorflow_probability")))
-"""
 
 
 def keras_results(model, seed_state, x, z):
@@ -78,19 +51,13 @@ def test_every_signature_answers_in_a_tensorflow_only_process_like_keras(tmp_pat
     rng = np.random.default_rng(5)
     x = (rng.random((7, DATA_SIZE)) < 0.4).astype(np.float32)
     z = rng.normal(size=(7, LATENT_SIZE)).astype(np.float32)
-    np.savez(tmp_path / "inputs.npz", x=x, z=z)
-    script = TENSORFLOW_ONLY_PREAMBLE + CALL_EVERY_SIGNATURE
-    stdout = run_command([sys.executable, "-c", script, path, str(tmp_path / "inputs.npz"),
-                          str(tmp_path / "outputs.npz"), str(tmp_path / "specs.json")])
-    assert "modules: []" in stdout
-    served = dict(np.load(tmp_path / "outputs.npz"))
+    served, specs = call_every_signature(path, x, z, tmp_path)
     expected = keras_results(model, seed_state, x, z)
     assert sorted(served) == sorted(expected)
     for key in expected:
         np.testing.assert_allclose(served[key], expected[key], rtol=1e-5, atol=1e-5, err_msg=key)
     assert served["sample/z"].shape == (5, LATENT_SIZE)
 
-    specs = json.loads((tmp_path / "specs.json").read_text())
     assert list(specs) == list(export.SIGNATURE_NAMES)
     assert specs["serving_default"]["inputs"] == {"x": [[None, DATA_SIZE], "float32"]}
     assert specs["decode"]["inputs"] == {"z": [[None, LATENT_SIZE], "float32"]}

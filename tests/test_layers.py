@@ -47,6 +47,16 @@ def test_gaussian_head_config_round_trip():
         GaussianHead(0)
 
 
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_gaussian_head_builds_its_dense_layers_with_its_dtype_policy(rng, policy):
+    head = GaussianHead(4, dtype=policy)
+    params = head(rng.normal(size=(2, 3)).astype(np.float32))
+    for dense in (head.mean_dense, head.logvar_dense):
+        assert dense.dtype_policy.name == policy and dense.kernel.dtype == "float32"
+    assert params.dtype == policy.split("_")[1]
+    assert GaussianHead.from_config(head.get_config()).mean_dense.dtype_policy.name == policy
+
+
 def test_diagonal_gaussian_lambda_makes_a_clamped_distribution():
     layer = DiagonalGaussianLambda(logvar_range=(-2.0, 2.0))
     q = layer(np.array([[0.5, -100.0]], np.float32))

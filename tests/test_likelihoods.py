@@ -1,8 +1,9 @@
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfvae import likelihoods
+from tfvae import VAE, likelihoods, networks
 
 
 def test_bernoulli_nll_is_the_cross_entropy_written_out(rng):
@@ -40,3 +41,56 @@ def test_get_round_trips_configs_and_refuses_unknown_names():
     assert likelihoods.get(gaussian) is gaussian
     with pytest.raises(ValueError, match="bernoulli"):
         likelihoods.get("poisson")
+
+
+class Laplace:
+    """A likelihood of the user's own: p(x|z) = prod_i exp(-|x_i - mu_i| / b) / (2 b), with `params = mu`."""
+
+    name = "laplace"
+    scale = 0.5
+
+    def negative_log_likelihood(self, x, params):
+        return tf.reduce_sum(tf.abs(x - params) / self.scale + np.log(2 * self.scale), axis=-1)
+
+    def mean(self, params):
+        return params
+
+    def named_parameters(self, params):
+        return {"mean": params}
+
+    def params_size(self, data_size):
+        return data_size
+
+
+def test_get_takes_any_object_with_the_likelihood_interface_and_a_vae_trains_with_it(rng):
+    laplace = Laplace()
+    assert likelihoods.get(laplace) is laplace
+    decoder = keras.Sequential([keras.Input((2,)), keras.layers.Dense(6)])
+    model = VAE(networks.gaussian_mlp_encoder(6, 2, 8), decoder, likelihood=laplace, seed=0)
+    x = rng.random((5, 6)).astype(np.float32)
+    seed_state = model.seed_generator.state.numpy()
+    reconstruction, _, params = model.elbo_terms(x)
+    written_out = np.sum(np.abs(x - params.numpy()) / 0.5 + np.log(1.0), axis=-1)
+    np.testing.assert_allclose(reconstruction, written_out, rtol=1e-5)
+    model.seed_generator.state.assign(seed_state)
+    np.testing.assert_allclose(model(x), params, rtol=1e-6)
+
+
+def test_get_says_what_an_object_lacks_to_be_a_likelihood():
+    class Incomplete:
+        name = "incomplete"
+
+        def mean(self, params):
+            return params
+
+    with pytest.raises(TypeError, match="Incomplete lacks negative_log_likelihood, named_parameters, params_size"):
+        likelihoods.get(Incomplete())
+    with pytest.raises(TypeError, match="int lacks name"):
+        likelihoods.get(3)
+
+
+def test_bernoulli_probabilities_are_float32_for_half_precision_logits():
+    logits = tf.constant([[-12.0, 0.0, 12.0]], tf.float16)
+    probs = likelihoods.Bernoulli().mean(logits)
+    assert probs.dtype == tf.float32
+    np.testing.assert_allclose(probs, 1 / (1 + np.exp(-np.array([[-12.0, 0.0, 12.0]]))), rtol=1e-6)

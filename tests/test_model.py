@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfvae import VAE, DiagonalGaussian, networks
+from tfvae import VAE, DiagonalGaussian, export, networks
 
 DATA_SIZE, LATENT_SIZE, HIDDEN = 64, 4, 32
 
@@ -131,8 +131,11 @@ def test_any_keras_network_can_be_the_encoder_and_decoder(rng):
     )
     model = VAE(encoder, decoder, likelihood="bernoulli", seed=1)
     model.compile(keras.optimizers.Adam(1e-3))
-    history = model.fit(images, epochs=2, batch_size=16, verbose=0)
-    assert np.isfinite(history.history["loss"]).all()
+    history = model.fit(images, epochs=2, batch_size=16, verbose=0).history
+    # With beta 1 and equal batches the loss is the negative ELBO: reconstruction plus KL, both positive here.
+    np.testing.assert_allclose(history["loss"], -np.array(history["elbo"]), rtol=1e-5)
+    np.testing.assert_allclose(history["loss"], np.add(history["reconstruction"], history["kl"]), rtol=1e-5)
+    assert min(history["reconstruction"]) > 0 and min(history["kl"]) > 0
     assert model.encode(images[:2]).kl().shape == (2,)
     assert model.predict(images[:2], verbose=0).shape == (2, 8, 8, 1)
 
@@ -188,3 +191,81 @@ def test_beta_can_be_changed_by_a_callback_during_a_compiled_fit(rng):
     for epoch in range(3):
         expected = history["reconstruction"][epoch] + 0.5**epoch * history["kl"][epoch]
         np.testing.assert_allclose(history["loss"][epoch], expected, rtol=1e-5)
+
+
+def test_a_fully_convolutional_vae_builds_and_trains_for_any_image_size(rng):
+    """An encoder on keras.Input((None, None, 1)) builds from shapes alone; export asks for a fixed size."""
+    encoder = keras.Sequential([keras.Input((None, None, 1)), keras.layers.Conv2D(4, 3, strides=2, padding="same")])
+    decoder = keras.Sequential(
+        [keras.Input((None, None, 2)), keras.layers.Conv2DTranspose(1, 3, strides=2, padding="same")]
+    )
+    model = VAE(encoder, decoder, likelihood="bernoulli", seed=1)
+    assert model.built and model.latent_shape() == (None, None, 2)
+    model.compile(keras.optimizers.Adam(1e-3))
+    small, large = ((rng.random((8, *size, 1)) < 0.3).astype(np.float32) for size in ((8, 8), (12, 16)))
+    model.fit(small, epochs=1, batch_size=4, verbose=0)
+    assert model.reconstruct(large).shape == (8, 12, 16, 1)
+    assert model.encode(large).kl().shape == (8,)
+    with pytest.raises(ValueError, match=r"\(None, None, 1\).*fixed shape"):
+        export.build_export_archive(model)
+    wrong = keras.Sequential([keras.Input((None, None, 2)), keras.layers.Conv2DTranspose(3, 3, strides=2)])
+    with pytest.raises(ValueError, match="needs \\(None, None, 1\\)"):
+        VAE(encoder, wrong)
+
+
+def test_weight_decay_adds_half_its_weight_times_the_squared_norm_of_the_parameters(rng):
+    """`-log p(theta)` for a N(0, I) prior up to a constant: 0.5 * wd * ||theta||^2, and its gradient wd * theta."""
+    data = binary_data(rng, 32)
+    model = make_vae("bernoulli")
+    plain = VAE(model.encoder, model.decoder, seed=0)
+    decayed = VAE(model.encoder, model.decoder, weight_decay=0.01, seed=0)
+    weights = [variable.numpy() for variable in decayed.trainable_variables]
+    assert len(weights) == 10, "the encoder's and the decoder's kernels and biases, nothing else"
+    expected = 0.5 * 0.01 * sum(np.sum(np.square(weight, dtype=np.float64)) for weight in weights)
+    assert expected > 0.01
+    with tf.GradientTape(persistent=True) as tape:
+        decayed(data)
+        plain(data)
+        decay = tf.add_n(decayed.losses) - tf.add_n(plain.losses)
+    np.testing.assert_allclose(float(decayed.losses[-1]), expected, rtol=1e-5)
+    np.testing.assert_allclose(float(decay), expected, rtol=1e-4)
+    gradients = tape.gradient(decayed.losses[-1], decayed.trainable_variables)
+    for gradient, weight in zip(gradients, weights, strict=True):
+        np.testing.assert_allclose(gradient, 0.01 * weight, rtol=1e-5, atol=1e-9)
+
+
+@pytest.fixture
+def mixed_float16():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def test_keras_file_round_trip_keeps_every_setting_and_the_dtype_policy(rng, tmp_path, mixed_float16):
+    settings = {"beta": 0.5, "kl_warmup_steps": 7, "free_bits": 0.25, "weight_decay": 0.003,
+                "logvar_range": [-4.0, 3.0], "seed": 5}
+    model = VAE(networks.gaussian_mlp_encoder(DATA_SIZE, LATENT_SIZE, HIDDEN),
+                networks.gaussian_mlp_decoder(LATENT_SIZE, DATA_SIZE, HIDDEN), likelihood="gaussian", **settings)
+    model.compile(keras.optimizers.Adam(1e-3))
+    data = continuous_data(rng, 64)
+    model.fit(data, epochs=1, batch_size=32, verbose=0)
+    model.save(tmp_path / "vae.keras")
+    keras.mixed_precision.set_global_policy("float32")
+    loaded = keras.models.load_model(tmp_path / "vae.keras", safe_mode=True)
+    from_config = VAE.from_config(model.get_config())
+    for copy in (loaded, from_config):
+        assert copy.dtype_policy.name == "mixed_float16" and copy.posterior.dtype_policy.name == "mixed_float16"
+        assert copy.encoder(data[:2]).dtype == tf.float16
+        config = copy.get_config()
+        assert {name: config[name] for name in settings} == settings
+    assert loaded.kl_warmup_steps == 7 and loaded.free_bits == 0.25 and loaded.weight_decay == 0.003
+    assert tuple(loaded.posterior.logvar_range) == (-4.0, 3.0)
+    seed_state = model.seed_generator.state.numpy()
+    for copy in (model, loaded):  # the same added losses (warm-up weight, free bits, decay) from the same state
+        copy.seed_generator.state.assign(seed_state)
+        copy(data)
+    np.testing.assert_allclose([float(loss) for loss in loaded.losses], [float(loss) for loss in model.losses],
+                               rtol=1e-6)
+    steps = int(loaded.optimizer.iterations)
+    assert steps == int(model.optimizer.iterations) and 0 < steps < 7
+    assert float(loaded.kl_weight()) == pytest.approx(0.5 * steps / 7)

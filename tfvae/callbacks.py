@@ -111,9 +111,9 @@ class NonFiniteLossError(RuntimeError):
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
     """Stops training at the first batch whose loss is NaN or infinite, before anything of that epoch is saved.
 
-    It raises `NonFiniteLossError` from the batch, so the epoch never ends: `BackupAndRestore` keeps the state of the
-    last finished epoch (the same command resumes from it) and `ModelCheckpoint` keeps the best model so far. Keep
-    it first in the callback list.
+    It raises `NonFiniteLossError` from the batch, so the epoch never ends: the backup keeps the state of the last
+    finished epoch (the same command resumes from it) and `best.keras` the best model so far (see
+    `resumable_run.ResumableRun`). Keep it first in the callback list.
     """
 
     def on_epoch_begin(self, epoch, logs=None):

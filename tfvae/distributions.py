@@ -27,8 +27,10 @@ class DiagonalGaussian(tfd.MultivariateNormalDiag):
     For params of rank above two (a convolutional latent `[batch, height, width, 2 * channels]`) the channel axis
     holds the halves; `kl` and `nll` then sum over every axis but the batch axis and return one value per example.
 
-    With `deterministic=True` the variance is zero: samples equal the mean, and `kl` and `nll` are zero, as in
-    latent-diffusion's `DiagonalGaussianDistribution`.
+    With `deterministic=True` the distribution is a point mass at the mean: the variance is zero, samples equal the
+    mean, and `log_prob(x)` is the log of a probability mass (as for `tfd.Deterministic`): 0 where `x` equals the
+    mean on the whole event, -inf elsewhere. `kl` and `nll` are then zero, as in latent-diffusion's
+    `DiagonalGaussianDistribution`: losses that leave a deterministic autoencoder unregularised.
 
     Args:
         params: a float tensor `[..., 2 * d]`: the mean, then the log-variance. Half precision is computed in
@@ -98,6 +100,15 @@ class DiagonalGaussian(tfd.MultivariateNormalDiag):
         epsilon = ops.standard_normal(shape, tfp.random.sanitize_seed(seed), self.dtype)
         return self.loc + self.std * epsilon
 
+    def _log_prob(self, x):
+        if not self.deterministic:
+            return super()._log_prob(x)
+        at_mean = tf.reduce_all(tf.equal(tf.cast(x, self.dtype), self.loc), axis=-1)
+        return tf.where(at_mean, tf.constant(0.0, self.dtype), tf.constant(-math.inf, self.dtype))
+
+    def _prob(self, x):
+        return tf.exp(self._log_prob(x))
+
     def _sample_and_log_prob(self, sample_shape, seed, **kwargs):
         samples = self._call_sample_n(sample_shape, seed)
         return samples, self.log_prob(samples)
@@ -162,8 +173,7 @@ def _as_float_params(params):
     params = tf.convert_to_tensor(params, dtype_hint=tf.float32)
     if not params.dtype.is_floating:
         raise TypeError(f"DiagonalGaussian needs floating-point parameters, got {params.dtype.name}.")
-    if params.dtype != tf.float64:
-        params = tf.cast(params, tf.float32)
+    params = ops.as_full_precision(params)
     size = params.shape[-1] if params.shape.rank else None
     if size is not None and size % 2:
         raise ValueError(

@@ -58,6 +58,7 @@ def export_saved_model(model, model_dir, version=None, keep=None, allow_signatur
         FileExistsError: when `version` already exists.
         SignatureChangeError: when the signatures differ from the newest version's and `allow_signature_change` is
             False; nothing is written.
+        ValueError: when the model's data shape has an unknown size (`sample` needs to know the latent's).
     """
     os.makedirs(model_dir, exist_ok=True)
     _remove_abandoned_staging(model_dir)
@@ -84,6 +85,12 @@ def export_saved_model(model, model_dir, version=None, keep=None, allow_signatur
 def build_export_archive(model):
     """A `keras.export.ExportArchive` holding `model` and the endpoints listed in this module's docstring."""
     data_shape, latent_shape = model.data_shape, model.latent_shape()
+    if None in data_shape:
+        raise ValueError(
+            f"The encoder takes examples of shape {data_shape}; a SavedModel needs every size but the batch's known "
+            "(its `sample` signature draws latents of a fixed shape). Build the encoder on keras.Input of the "
+            "serving image size; a fully convolutional model's weights load into it unchanged."
+        )
     if not model.built:
         model.build((None, *data_shape))
     data_spec = tf.TensorSpec((None, *data_shape), tf.float32, name="x")
@@ -124,7 +131,7 @@ def build_export_archive(model):
     }
     for name in SIGNATURE_NAMES:
         function, spec = endpoints[name]
-        archive.add_endpoint(name, function, input_signature=[spec])
+        archive.add_endpoint(name, _float32_outputs(function), input_signature=[spec])
     return archive
 
 
@@ -158,6 +165,15 @@ def signature_differences(old, new):
                         f"{name} {kind[:-1]} {key}: {_describe(before.get(key))} -> {_describe(after.get(key))}"
                     )
     return differences
+
+
+def _float32_outputs(function):
+    """`function` with every output cast to float32, the dtype the signatures promise under any dtype policy."""
+
+    def endpoint(inputs):
+        return {name: tf.cast(value, tf.float32) for name, value in function(inputs).items()}
+
+    return endpoint
 
 
 def list_versions(model_dir):

@@ -28,9 +28,12 @@ class GaussianHead(keras.layers.Layer):
         self.mean_activation = keras.activations.get(mean_activation)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.mean_dense = keras.layers.Dense(
-            self.units, activation=self.mean_activation, kernel_initializer=self._new_initializer(), name="mean"
+            self.units, activation=self.mean_activation, kernel_initializer=self._new_initializer(), name="mean",
+            dtype=self.dtype_policy,
         )
-        self.logvar_dense = keras.layers.Dense(self.units, kernel_initializer=self._new_initializer(), name="logvar")
+        self.logvar_dense = keras.layers.Dense(
+            self.units, kernel_initializer=self._new_initializer(), name="logvar", dtype=self.dtype_policy
+        )
 
     def _new_initializer(self):
         # One instance per head: an unseeded Keras initializer instance draws the same values at each use, which

@@ -4,7 +4,11 @@ A likelihood reads the decoder's raw output (its *parameters*) and gives
 - `negative_log_likelihood(x, params)`: `-log p(x|z)` per example, summed over the data dimensions;
 - `mean(params)`: the reconstruction, E[x|z];
 - `named_parameters(params)`: the parameters by name, as a SavedModel's `decode` signature returns them;
-- `params_size(data_size)`: how many outputs the decoder must have for data of `data_size` values.
+- `params_size(data_size)`: how many outputs the decoder must have for data of `data_size` values;
+- `name`: a short name for messages and configs (`get_config()` too, to save a model that uses it).
+
+Parameters computed in half precision (a `mixed_float16` decoder) are read in float32, so the reconstruction and
+the named parameters are float32, as the SavedModel signatures promise.
 """
 
 import tensorflow as tf
@@ -24,14 +28,13 @@ class Bernoulli:
 
     def negative_log_likelihood(self, x, params):
         """`-sum_i [x_i log y_i + (1 - x_i) log(1 - y_i)]` per example, in float32 (or float64) precision."""
-        x = tf.convert_to_tensor(x)
-        x = tf.cast(x, tf.float64 if x.dtype == tf.float64 else tf.float32)
+        x = ops.as_full_precision(x)
         logits = tf.cast(params, x.dtype)
         return ops.sum_per_example(tf.nn.sigmoid_cross_entropy_with_logits(labels=x, logits=logits))
 
     def mean(self, params):
-        """The probabilities `y = sigmoid(params)`."""
-        return tf.sigmoid(params)
+        """The probabilities `y = sigmoid(params)`, in float32 (or float64) precision."""
+        return tf.sigmoid(ops.as_full_precision(params))
 
     def named_parameters(self, params):
         return {"probs": self.mean(params)}
@@ -79,13 +82,31 @@ class Gaussian:
 
 
 LIKELIHOODS = {likelihood.name: likelihood for likelihood in (Bernoulli, Gaussian)}
+INTERFACE = ("name", "negative_log_likelihood", "mean", "named_parameters", "params_size")
 
 
 def get(identifier):
-    """Returns a likelihood from a name (`"bernoulli"`, `"gaussian"`), a config dict, or a likelihood itself."""
-    if isinstance(identifier, tuple(LIKELIHOODS.values())):
+    """Returns a likelihood from a name (`"bernoulli"`, `"gaussian"`), a config dict, or a likelihood itself.
+
+    Any object with the attributes of `INTERFACE` is a likelihood (see this module's docstring), whether or not it
+    derives from a class here.
+
+    Raises:
+        TypeError: for an object that is neither a name, a config dict nor a likelihood; the message names what
+            it lacks.
+        ValueError: for an unknown name.
+    """
+    if isinstance(identifier, str):
+        identifier = {"name": identifier}
+    if not isinstance(identifier, dict):
+        missing = [attribute for attribute in INTERFACE if not hasattr(identifier, attribute)]
+        if missing:
+            raise TypeError(
+                f"A likelihood is a name ({sorted(LIKELIHOODS)}), a config dict, or an object with {INTERFACE}; "
+                f"{type(identifier).__name__} lacks {', '.join(missing)}."
+            )
         return identifier
-    config = {"name": identifier} if isinstance(identifier, str) else dict(identifier)
+    config = dict(identifier)
     name = config.pop("name")
     if name not in LIKELIHOODS:
         raise ValueError(f"Unknown likelihood {name!r}; choose one of {sorted(LIKELIHOODS)}.")

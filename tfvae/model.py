@@ -71,7 +71,7 @@ class VAE(keras.Model):
         self.encoder = encoder
         self.decoder = decoder
         self.likelihood = likelihoods.get(likelihood)
-        self.posterior = DiagonalGaussianLambda(logvar_range, name="posterior")
+        self.posterior = DiagonalGaussianLambda(logvar_range, name="posterior", dtype=self.dtype_policy)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
         self.beta = self.add_weight(
@@ -84,17 +84,25 @@ class VAE(keras.Model):
             self.build((None, *self.data_shape))
 
     def build(self, input_shape):
-        """Builds the encoder and the decoder by running them once on zeros of `input_shape`.
+        """Checks, from shapes alone, that the decoder's output fits the data and the likelihood.
+
+        The encoder and the decoder are built networks; chaining their `compute_output_shape` runs no data through
+        them, so a fully convolutional pair whose input takes any height and width (`keras.Input((None, None, c))`)
+        builds too. An unknown size matches any size.
 
         Raises:
             ValueError: when the decoder's output does not fit the data and the likelihood.
         """
         data_shape = tuple(input_shape[1:])
-        params = self.decode(self.encode(tf.zeros((1, *data_shape))).mode())
+        params_shape = self.decoder.compute_output_shape((None, *self._latent_shape(data_shape)))[1:]
         expected = (*data_shape[:-1], self.likelihood.params_size(data_shape[-1]))
-        if tuple(params.shape[1:]) != expected:
+        fits = len(params_shape) == len(expected) and all(
+            actual is None or wanted is None or actual == wanted
+            for actual, wanted in zip(params_shape, expected, strict=True)
+        )
+        if not fits:
             raise ValueError(
-                f"The decoder emits {tuple(params.shape[1:])} per example, but a {self.likelihood.name} likelihood "
+                f"The decoder emits {tuple(params_shape)} per example, but a {self.likelihood.name} likelihood "
                 f"of data shaped {data_shape} needs {expected}. Give the decoder {expected[-1]} outputs on its last "
                 "axis (networks.bernoulli_mlp_decoder for 'bernoulli', networks.gaussian_mlp_decoder for "
                 "'gaussian'), or choose the likelihood that matches it."
@@ -125,9 +133,12 @@ class VAE(keras.Model):
         return tuple(inputs[0].shape[1:])
 
     def latent_shape(self):
-        """The shape of one latent `z` (the encoder's output with the last axis halved)."""
-        params = self.encoder(tf.zeros((1, *self.data_shape)))
-        return (*params.shape[1:-1], params.shape[-1] // 2)
+        """The shape of one latent `z` (the encoder's output with the last axis halved); None for an unknown size."""
+        return self._latent_shape(self.data_shape)
+
+    def _latent_shape(self, data_shape):
+        params_shape = self.encoder.compute_output_shape((None, *data_shape))
+        return (*params_shape[1:-1], params_shape[-1] // 2)
 
     def elbo_terms(self, x, training=None):
         """One-sample estimate per example of `-log p(x|z)`, with the posterior and the decoder's output.
@@ -254,7 +265,7 @@ class VAE(keras.Model):
 
     def get_config(self):
         return {
-            "name": self.name,
+            **super().get_config(),
             "encoder": keras.saving.serialize_keras_object(self.encoder),
             "decoder": keras.saving.serialize_keras_object(self.decoder),
             "likelihood": self.likelihood.get_config(),

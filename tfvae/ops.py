@@ -21,6 +21,15 @@ def sum_per_example(values):
     return tf.reduce_sum(values, axis=axes)
 
 
+def as_full_precision(values):
+    """`values` as a float32 tensor, or float64 if they are float64: half precision is read in float32.
+
+    Distribution maths (clamps, squares, `exp`, `sigmoid`) runs in this precision under mixed precision too.
+    """
+    values = tf.convert_to_tensor(values, dtype_hint=tf.float32)
+    return values if values.dtype == tf.float64 else tf.cast(values, tf.float32)
+
+
 def standard_normal(shape, seed, dtype=tf.float32):
     """Draws N(0, 1) noise that is the same with and without XLA.
 

@@ -2,13 +2,12 @@
 
 Every file is written beside its final path under a hidden temporary name and renamed over it once complete
 (`os.replace` is atomic on POSIX): a full disk, a kill or Ctrl-C in the middle of a save leaves the previous file as
-it was. This applies to the final `model.keras`, the best-model checkpoint and the `BackupAndRestore` backup that
-resumes a run.
+it was. This applies to the final `model.keras`, the best-model checkpoint and the backup that resumes a run
+(`resumable_run.ResumableRun`).
 """
 
 import contextlib
 import gc
-import json
 import os
 import re
 import sys
@@ -67,37 +66,6 @@ def load_vae(path):
     return model
 
 
-class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """`keras.callbacks.BackupAndRestore` whose backups are written atomically.
-
-    Keras writes the weights and the epoch number in place, so a save cut short leaves a backup that cannot be
-    resumed. Here each file is written by `save_atomically`, weights first: a run stopped between the two renames
-    resumes with the new weights at the epoch before, training that epoch again.
-    """
-
-    def _save_model(self):
-        os.makedirs(self.backup_dir, exist_ok=True)
-        save_atomically(lambda path: self.model.save_weights(path, overwrite=True), self._weights_path)
-        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
-        save_atomically(lambda path: _write_json(metadata, path), self._training_metadata_path)
-
-
-class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
-    """`keras.callbacks.ModelCheckpoint` for one fixed file path (no `{epoch}` fields), written atomically."""
-
-    def _save_model(self, epoch, batch, logs):
-        final_path = self.filepath
-
-        def save(path):
-            self.filepath = path
-            super(AtomicModelCheckpoint, self)._save_model(epoch, batch, logs)
-
-        try:
-            save_atomically(save, final_path)
-        finally:
-            self.filepath = final_path
-
-
 def _save_and_rename(save, partial_path, path):
     """None once `path` is written; the errno of a write that failed for a reason outside tfvae."""
     try:
@@ -135,8 +103,3 @@ def _without_h5py_close_errors():
         yield
     finally:
         sys.excepthook, sys.unraisablehook = previous_excepthook, previous_unraisablehook
-
-
-def _write_json(value, path):
-    with open(path, "w") as file:
-        json.dump(value, file)

@@ -4,15 +4,14 @@ A run directory (`output_dir`) ends up holding
 `config.json` (the run's settings; `tfvae train --config` repeats the run), `history.csv` (per-epoch metrics),
 `history.json` (the same, with each epoch's seconds), `best.keras` (the best model by validation ELBO),
 `model.keras` (the final model), `summary.png` (learning curves, reconstructions, samples), `backup/` (while a run
-is unfinished: what `BackupAndRestore` resumes from), `lock` (while a run writes there: its pid and host) and, with
-TensorBoard on, `tensorboard/`.
+is unfinished: what the same command resumes from, see `resumable_run`), `lock` (while a run writes there: its pid
+and host) and, with TensorBoard on, `tensorboard/`.
 """
 
 import csv
 import dataclasses
 import json
 import os
-import time
 
 import keras
 import numpy as np
@@ -22,6 +21,7 @@ from tfvae import callbacks as tfvae_callbacks
 from tfvae import data, networks, saving, visualize
 from tfvae.export import export_saved_model
 from tfvae.model import VAE
+from tfvae.resumable_run import ResumableRun
 from tfvae.run_lock import RunLock
 
 JIT_COMPILE_CHOICES = ("auto", "on", "off")
@@ -185,19 +185,16 @@ def _run(config, strategy, chief):
     def batches(images, shuffle):
         return data.pipeline(images, config.batch_size, shuffle, config.binarize, flatten, config.seed)
 
-    timer = EpochTimer()
     history = model.fit(
         batches(train_images, shuffle=True),
         validation_data=None if validation_images is None else batches(validation_images, shuffle=False),
         epochs=config.epochs,
         shuffle=False,  # the pipeline shuffles
-        callbacks=[timer, *make_callbacks(config, inputs, image_shape=train_images.shape[1:])],
+        callbacks=make_callbacks(config, inputs, image_shape=train_images.shape[1:]),
         verbose=config.verbose,
     )
     history.history = read_history(os.path.join(run_dir, "history.csv"))
     saving.save_atomically(model.save, os.path.join(run_dir, "model.keras"))
-    with open(os.path.join(run_dir, "history.json"), "w") as file:
-        json.dump({**history.history, "epoch_seconds": timer.seconds}, file, indent=1)
     save_summary(model, history.history, inputs.get("validation", inputs["train"]), train_images.shape[1:],
                  os.path.join(run_dir, "summary.png"))
     export_path = export_saved_model(model, os.path.join(config.export_root, config.model_name),
@@ -216,9 +213,9 @@ def make_strategy(name):
 
 
 def read_history(path):
-    """The per-epoch metrics of a `CSVLogger` file as `{metric: [values]}`, every epoch of every resumed run.
+    """The per-epoch metrics of a `history.csv` file as `{metric: [values]}`, every epoch of every resumed run.
 
-    `CSVLogger` writes `NA` where an epoch lacks a metric (all validation columns, when there is no validation
+    The file holds `NA` where an epoch lacks a metric (all validation columns, when there is no validation
     data): such a value reads as NaN, and a column that is all `NA` is left out.
     """
     with open(path, newline="") as file:
@@ -278,10 +275,7 @@ def make_callbacks(config, inputs, image_shape):
     monitor = "val_elbo" if "validation" in inputs else "elbo"
     callbacks = [
         tfvae_callbacks.StopOnNonFiniteLoss(),
-        saving.AtomicBackupAndRestore(os.path.join(run, "backup")),
-        saving.AtomicModelCheckpoint(os.path.join(run, "best.keras"), monitor=monitor, mode="max",
-                                     save_best_only=True),
-        keras.callbacks.CSVLogger(os.path.join(run, "history.csv"), append=True),
+        ResumableRun(run, monitor),
     ]
     if config.early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode="max", restore_best_weights=True,
@@ -304,19 +298,6 @@ def save_summary(model, history, examples, image_shape, path):
     images = [visualize.as_images(values, image_shape)
               for values in (examples[:8], model.reconstruct(examples[:8]), model.generate(noise))]
     visualize.save_run_summary(path, history, *images)
-
-
-class EpochTimer(keras.callbacks.Callback):
-    """Records the wall-clock seconds of each epoch in `seconds`."""
-
-    def on_train_begin(self, logs=None):
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
 
 
 def _as_inputs(images, flatten):

@@ -1,0 +1,108 @@
+"""`ResumableRun`: a run stopped between or inside any of its per-epoch writes resumes with every epoch logged once.
+
+Each case makes one write of one epoch raise, leaving the files as a kill at that moment would, then resumes with a
+fresh model and callback, as the same command does. A run stopped in the last epoch's writes resumes to train
+nothing: it only repairs the history and `best.keras` from the backup.
+"""
+
+import csv
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from tfvae import VAE, networks
+from tfvae.resumable_run import LOGS, ResumableRun, newest_backup
+
+EPOCHS = 4
+
+
+class Crash(Exception):
+    pass
+
+
+class RecordWeights(keras.callbacks.Callback):
+    """The trainable weights at the end of each epoch (a rerun epoch replaces the record of its cut-short run)."""
+
+    def __init__(self, record):
+        super().__init__()
+        self.record = record
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.record[epoch] = [variable.numpy() for variable in self.model.trainable_variables]
+
+
+class FirstEpoch(keras.callbacks.Callback):
+    first = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.first = epoch if self.first is None else self.first
+
+
+def fit(run_dir, data, weights):
+    keras.utils.set_random_seed(0)
+    model = VAE(networks.gaussian_mlp_encoder(6, 2, 8), networks.bernoulli_mlp_decoder(2, 6, 8), seed=0)
+    model.compile(keras.optimizers.Adam(0.05), jit_compile=False)
+    first = FirstEpoch()
+    model.fit(data, validation_data=data[:16], epochs=EPOCHS, batch_size=16, verbose=0,
+              callbacks=[first, RecordWeights(weights), ResumableRun(str(run_dir))])
+    return first.first
+
+
+def crash_on_call(monkeypatch, owner, name, call, after):
+    """Makes `owner.name` raise `Crash` on its `call`-th call (in epoch `call - 1`), before or after its work."""
+    original, calls = getattr(owner, name), []
+
+    def crashing(*args, **kwargs):
+        calls.append(name)
+        if len(calls) == call and not after:
+            raise Crash(name)
+        result = original(*args, **kwargs)
+        if len(calls) == call and after:
+            raise Crash(name)
+        return result
+
+    monkeypatch.setattr(owner, name, crashing)
+
+
+def read_csv(path):
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+# (what raises, on which call, after its work, epochs in the newest backup then, the epoch the resumed run starts)
+CRASHES = {
+    "weights written, backup not renamed": (VAE, "save_weights", 2, True, 1, 1),
+    "backup renamed, history not written": (ResumableRun, "_write_history", 2, False, 2, 2),
+    "last epoch: backup renamed, history not written": (ResumableRun, "_write_history", 4, False, 4, None),
+    "last epoch: history written, best.keras not saved": (ResumableRun, "_write_history", 4, True, 4, None),
+}
+
+
+@pytest.mark.parametrize("crash", list(CRASHES))
+def test_a_run_stopped_at_any_write_resumes_with_history_backup_and_best_model_in_agreement(tmp_path, rng,
+                                                                                           monkeypatch, crash):
+    owner, name, call, after, backed_up, resumed_at = CRASHES[crash]
+    data = (rng.random((64, 6)) < 0.3).astype(np.float32)
+    weights = {}
+    with monkeypatch.context() as patch:
+        crash_on_call(patch, owner, name, call, after)
+        with pytest.raises(Crash):
+            fit(tmp_path, data, weights)
+    backup = newest_backup(str(tmp_path / "backup"))
+    assert backup.endswith(f"epoch-{backed_up}")
+    with open(f"{backup}/{LOGS}") as file:
+        assert len(json.load(file)) == backed_up
+
+    assert fit(tmp_path, data, weights) == resumed_at
+    rows = read_csv(tmp_path / "history.csv")
+    assert [int(row["epoch"]) for row in rows] == list(range(EPOCHS)), "every epoch logged once"
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert len(history["epoch_seconds"]) == EPOCHS and min(history["epoch_seconds"]) > 0
+    for metric in ("elbo", "kl", "loss", "reconstruction", "val_elbo"):
+        assert [float(row[metric]) for row in rows] == history[metric], metric
+    assert not (tmp_path / "backup").exists()
+    best = keras.models.load_model(tmp_path / "best.keras", safe_mode=True)
+    for saved, expected in zip(best.trainable_variables, weights[int(np.argmax(history["val_elbo"]))], strict=True):
+        np.testing.assert_array_equal(saved, expected)

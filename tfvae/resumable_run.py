@@ -1,0 +1,138 @@
+"""`ResumableRun`: what a run directory keeps per epoch, exact wherever the run is killed.
+
+At the end of epoch `e` (so `n = e + 1` epochs are finished) `ResumableRun` writes, in this order:
+
+1. `backup/epoch-<n>/`: the weights (with the optimizer's state and the noise state) and the logs of every finished
+   epoch, written to a staging folder and renamed into place, so a backup is whole or absent;
+2. `history.csv` and `history.json` (each epoch's metrics, and in the JSON each epoch's seconds), each replaced
+   whole;
+3. `best.keras`, replaced whole, when the monitored metric is the best so far.
+
+The backup is the record of the run: a run killed at any moment resumes after the epochs of the newest backup,
+and first rewrites 2 (and 3 when the last backed-up epoch is the best) from it. So a kill between the steps loses
+nothing, an epoch that was cut short is run again and logged once, and `best.keras` is always the best logged
+epoch. Keras' `BackupAndRestore`, `CSVLogger` and `ModelCheckpoint` each write at their own time (the backup's
+weights and epoch counter in two files), so a kill between their writes drops or repeats an epoch.
+"""
+
+import csv
+import io
+import json
+import math
+import os
+import re
+import shutil
+import time
+
+import keras
+
+from tfvae import saving
+
+WEIGHTS = "model.weights.h5"
+LOGS = "epochs.json"
+_BACKUP_PATTERN = re.compile(r"epoch-([0-9]+)")
+
+
+class ResumableRun(keras.callbacks.Callback):
+    """Backs up a run, writes its history and keeps its best model, every epoch; resumes from the newest backup.
+
+    The backup folder is removed when training ends; a run stopped by an error or a kill keeps it, and a new `fit`
+    with this callback on the same run directory goes on from it.
+
+    Args:
+        run_dir: the run directory; `backup/`, `history.csv`, `history.json` and `best.keras` go there.
+        monitor: the logged metric whose highest value marks the best epoch (`val_elbo`, or `elbo`).
+    """
+
+    def __init__(self, run_dir, monitor="val_elbo"):
+        super().__init__()
+        self.run_dir = run_dir
+        self.backup_dir = os.path.join(run_dir, "backup")
+        self.monitor = monitor
+        self.epochs = []
+
+    def on_train_begin(self, logs=None):
+        self.epochs = []
+        backup = newest_backup(self.backup_dir)
+        if backup is None:
+            return
+        if not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(os.path.join(backup, WEIGHTS))
+        with open(os.path.join(backup, LOGS)) as file:
+            self.epochs = json.load(file)
+        self.model._initial_epoch = len(self.epochs)  # where Keras' `fit` starts, as `BackupAndRestore` sets it
+        self._write_history()
+        if self.best_epoch() == len(self.epochs) - 1:
+            self._save_best()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        record = {name: float(value) for name, value in (logs or {}).items()}
+        self.epochs = [*self.epochs[:epoch], {**record, "epoch_seconds": time.perf_counter() - self._start}]
+        self._write_backup()
+        self._write_history()
+        if self.best_epoch() == epoch:
+            self._save_best()
+
+    def on_train_end(self, logs=None):
+        shutil.rmtree(self.backup_dir, ignore_errors=True)
+        self.model._initial_epoch = None
+
+    def best_epoch(self):
+        """The first epoch with the highest value of `monitor` (NaN counts as lowest)."""
+        values = [record.get(self.monitor, math.nan) for record in self.epochs]
+        values = [-math.inf if math.isnan(value) else value for value in values]
+        return values.index(max(values))
+
+    def history(self):
+        """`{metric: [value per epoch]}` of every finished epoch, `epoch_seconds` included; NaN where missing."""
+        names = sorted({name for record in self.epochs for name in record})
+        return {name: [record.get(name, math.nan) for record in self.epochs] for name in names}
+
+    def _write_backup(self):
+        final = os.path.join(self.backup_dir, f"epoch-{len(self.epochs)}")
+        staging = os.path.join(self.backup_dir, f".staging-epoch-{len(self.epochs)}")
+        for path in (staging, final):
+            shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(staging)
+        saving.save_atomically(self.model.save_weights, os.path.join(staging, WEIGHTS))
+        with open(os.path.join(staging, LOGS), "w") as file:
+            json.dump(self.epochs, file)
+        os.rename(staging, final)
+        for entry in os.listdir(self.backup_dir):
+            if entry != os.path.basename(final):
+                shutil.rmtree(os.path.join(self.backup_dir, entry), ignore_errors=True)
+
+    def _write_history(self):
+        history = self.history()
+        seconds = history.pop("epoch_seconds", [])
+        history_json = json.dumps({**history, "epoch_seconds": seconds}, indent=1)
+        _replace(os.path.join(self.run_dir, "history.json"), history_json)
+        table = io.StringIO()
+        writer = csv.writer(table)
+        writer.writerow(["epoch", *history])
+        for epoch, values in enumerate(zip(*history.values(), strict=True)):
+            writer.writerow([epoch, *("NA" if math.isnan(value) else repr(value) for value in values)])
+        _replace(os.path.join(self.run_dir, "history.csv"), table.getvalue())
+
+    def _save_best(self):
+        saving.save_atomically(self.model.save, os.path.join(self.run_dir, "best.keras"))
+
+
+def newest_backup(backup_dir):
+    """The folder of the newest whole backup in `backup_dir` (the most epochs), or None."""
+    if not os.path.isdir(backup_dir):
+        return None
+    epochs = [int(match.group(1)) for match in map(_BACKUP_PATTERN.fullmatch, os.listdir(backup_dir)) if match]
+    return os.path.join(backup_dir, f"epoch-{max(epochs)}") if epochs else None
+
+
+def _replace(path, text):
+    """Writes `text` to `path` through a temporary file renamed over it: a reader sees the old or the new file."""
+    staging = f"{path}.staging"
+    with open(staging, "w", newline="") as file:
+        file.write(text)
+    os.replace(staging, path)
