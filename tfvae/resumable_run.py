@@ -2,7 +2,7 @@
 
 At the end of epoch `e` (so `n = e + 1` epochs are finished) `ResumableRun` writes, in this order:
 
-1. `backup/epoch-<n>/`: the weights (with the optimizer's state and the noise state) and the logs of every finished
+1. `backup/epoch-<n>/`: the model (with the optimizer's state and the noise state) and the logs of every finished
    epoch, written to a staging folder and renamed into place, so a backup is whole or absent;
 2. `history.csv` and `history.json` (each epoch's metrics, and in the JSON each epoch's seconds), each replaced
    whole;
@@ -28,7 +28,10 @@ import keras
 
 from tfvae import saving
 
-WEIGHTS = "model.weights.h5"
+# The whole model as a `.keras` archive (weights, optimizer state, noise state). Keras writes its weights through a
+# zip file, so a full disk surfaces as an OSError; a `.weights.h5` file cut short by a full disk crashed h5py as it
+# closed the file (a segmentation fault, seen here with h5py 3.14.0).
+MODEL = "model.keras"
 LOGS = "epochs.json"
 _BACKUP_PATTERN = re.compile(r"epoch-([0-9]+)")
 
@@ -58,7 +61,7 @@ class ResumableRun(keras.callbacks.Callback):
             return
         if not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
-        self.model.load_weights(os.path.join(backup, WEIGHTS))
+        self.model.load_weights(os.path.join(backup, MODEL))
         with open(os.path.join(backup, LOGS)) as file:
             self.epochs = json.load(file)
         self.model._initial_epoch = len(self.epochs)  # where Keras' `fit` starts, as `BackupAndRestore` sets it
@@ -98,7 +101,7 @@ class ResumableRun(keras.callbacks.Callback):
         for path in (staging, final):
             shutil.rmtree(path, ignore_errors=True)
         os.makedirs(staging)
-        saving.save_atomically(self.model.save_weights, os.path.join(staging, WEIGHTS))
+        saving.save_atomically(self.model.save, os.path.join(staging, MODEL))
         with open(os.path.join(staging, LOGS), "w") as file:
             json.dump(self.epochs, file)
         os.rename(staging, final)
