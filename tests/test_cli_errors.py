@@ -84,7 +84,7 @@ def results(tmp_path_factory):
                              r"the signatures differ from those of version 1 \(.*serving_default input x: float32 "
                              r"\[\?, 8\] -> float32 \[\?, 12\].*--allow-signature-change\.$"),
         "disk full": ([*train, "--output-dir", str(files / "full_disk_run")],
-                      r"full_disk_run/backup/latest\.weights\.h5: File too large while saving; the files saved "
+                      r"full_disk_run/backup/latest\.keras: File too large while saving; the files saved "
                       r"before are intact\. Free some space", 4000),
     }
     arguments = json.dumps([[case[0], case[2] if len(case) > 2 else None] for case in cases.values()])

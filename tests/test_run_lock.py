@@ -90,7 +90,7 @@ def test_two_runs_on_one_directory_then_ctrl_c_then_resume(tmp_path):
     assert finished == list(range(len(finished))) and len(finished) >= 2
     metadata = json.loads((run_dir / "backup" / "training_metadata.json").read_text())
     assert metadata["epoch"] == len(finished), "the backup holds the last finished epoch"
-    assert sorted(os.listdir(run_dir / "backup")) == ["latest.weights.h5", "training_metadata.json"]
+    assert sorted(os.listdir(run_dir / "backup")) == ["latest.keras", "training_metadata.json"]
     assert not (run_dir / LOCK_NAME).exists()
 
     subprocess.run(command(len(finished) + 1), check=True, capture_output=True, timeout=600, env=QUIET_ENV)

@@ -24,7 +24,7 @@ resource.setrlimit(resource.RLIMIT_FSIZE, (4000, resource.RLIM_INFINITY))
 try:
     callback.on_epoch_end(1)
 except OSError as error:
-    assert error.errno == errno.EFBIG and error.filename.endswith("latest.weights.h5"), error
+    assert error.errno == errno.EFBIG and error.filename.endswith("latest.keras"), error
     print("failed as expected")
 """
 
@@ -33,8 +33,8 @@ def test_a_backup_that_fails_midway_leaves_the_previous_one_intact(tmp_path):
     backup_dir, first_weights = tmp_path / "backup", tmp_path / "first.npy"
     output = run_python(BACKUP_THEN_FAIL.format(backup_dir=str(backup_dir), first_weights=str(first_weights)))
     assert "failed as expected" in output
-    assert sorted(os.listdir(backup_dir)) == ["latest.weights.h5", "training_metadata.json"], "no partial file left"
+    assert sorted(os.listdir(backup_dir)) == ["latest.keras", "training_metadata.json"], "no partial file left"
     assert json.loads((backup_dir / "training_metadata.json").read_text())["epoch"] == 1
     model = keras.Sequential([keras.Input((20,)), keras.layers.Dense(100)])
-    model.load_weights(backup_dir / "latest.weights.h5")
+    model.load_weights(backup_dir / "latest.keras")
     np.testing.assert_array_equal(model.get_weights()[0], np.load(first_weights))

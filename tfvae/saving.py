@@ -6,13 +6,8 @@ it was. This applies to the final `model.keras`, the best-model checkpoint and t
 resumes a run.
 """
 
-import contextlib
-import gc
 import json
 import os
-import re
-import sys
-import traceback
 import zipfile
 
 import keras
@@ -20,7 +15,6 @@ import keras
 from tfvae.model import VAE
 
 _PARTIAL_PREFIX = ".partial-"
-_H5PY_ERRNO = re.compile(r"\berrno = (\d+)")
 
 
 class ModelFileError(ValueError):
@@ -30,21 +24,25 @@ class ModelFileError(ValueError):
 def save_atomically(save, path):
     """Calls `save(temporary_path)`, then renames the temporary file to `path`; on any error, `path` is untouched.
 
-    The temporary name keeps the end of `path` (`.keras`, `.weights.h5`), which Keras' savers check. A `save` that
-    writes nothing (a checkpoint that is not an improvement) leaves `path` as it is.
+    The temporary name keeps the end of `path` (`.keras`), which Keras' savers check. A `save` that writes nothing (a
+    checkpoint that is not an improvement) leaves `path` as it is.
 
     Raises:
-        OSError: naming `path`, when writing fails for a reason with an errno (a full disk: ENOSPC); h5py reports some
-            of these as a `RuntimeError` whose message holds the errno, and prints more of them as it closes the
-            file: both are turned into this one error.
+        OSError: naming `path`, when the write fails (a full disk: ENOSPC).
     """
     directory, name = os.path.split(path)
     partial_path = os.path.join(directory, f"{_PARTIAL_PREFIX}{os.getpid()}-{name}")
-    with _without_h5py_close_errors():
-        error_number = _save_and_rename(save, partial_path, path)
-        gc.collect()  # h5py's half-written objects go here, while their close errors are dropped
-    if error_number:
-        raise OSError(error_number, os.strerror(error_number), path)
+    try:
+        save(partial_path)
+        if os.path.exists(partial_path):
+            os.replace(partial_path, path)
+    except OSError as error:
+        if error.errno is None:
+            raise
+        raise OSError(error.errno, os.strerror(error.errno), path) from error
+    finally:
+        if os.path.exists(partial_path):
+            os.remove(partial_path)
 
 
 def load_vae(path):
@@ -68,16 +66,23 @@ def load_vae(path):
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """`keras.callbacks.BackupAndRestore` whose backups are written atomically.
+    """`keras.callbacks.BackupAndRestore` whose backups are written atomically, as `.keras` archives.
 
     Keras writes the weights and the epoch number in place, so a save cut short leaves a backup that cannot be
     resumed. Here each file is written by `save_atomically`, weights first: a run stopped between the two renames
-    resumes with the new weights at the epoch before, training that epoch again.
+    resumes with the new weights at the epoch before, training that epoch again. The weights (and the optimizer's
+    state) go into a `.keras` archive, which Python's `zipfile` writes: on a full disk it raises an `OSError`, where
+    h5py writing a `.weights.h5` file leaves HDF5 a file it cannot close, and the process crashes as it exits.
     """
+
+    def __init__(self, backup_dir, **kwargs):
+        super().__init__(backup_dir, **kwargs)
+        self._weights_path = os.path.join(backup_dir, "latest.keras")
+        self._prev_weights_path = f"{self._weights_path}.bkp"
 
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
-        save_atomically(lambda path: self.model.save_weights(path, overwrite=True), self._weights_path)
+        save_atomically(self.model.save, self._weights_path)
         metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
         save_atomically(lambda path: _write_json(metadata, path), self._training_metadata_path)
 
@@ -96,45 +101,6 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
             save_atomically(save, final_path)
         finally:
             self.filepath = final_path
-
-
-def _save_and_rename(save, partial_path, path):
-    """None once `path` is written; the errno of a write that failed for a reason outside tfvae."""
-    try:
-        save(partial_path)
-        if os.path.exists(partial_path):
-            os.replace(partial_path, path)
-    except (OSError, RuntimeError) as error:
-        match = _H5PY_ERRNO.search(str(error))
-        error_number = getattr(error, "errno", None) or (int(match.group(1)) if match else None)
-        if not error_number:
-            raise
-        return error_number
-    finally:
-        if os.path.exists(partial_path):
-            os.remove(partial_path)
-    return None
-
-
-@contextlib.contextmanager
-def _without_h5py_close_errors():
-    """Drops the reports that h5py prints as it closes a file whose writes failed (Cython prints each error of a
-    `__dealloc__` through `sys.excepthook`, then `sys.unraisablehook`)."""
-    previous_excepthook, previous_unraisablehook = sys.excepthook, sys.unraisablehook
-
-    def excepthook(kind, value, trace):
-        if not any("h5py" in frame.filename for frame in traceback.extract_tb(trace)):
-            previous_excepthook(kind, value, trace)
-
-    def unraisablehook(unraisable):
-        if "h5py" not in repr(unraisable.object):
-            previous_unraisablehook(unraisable)
-
-    sys.excepthook, sys.unraisablehook = excepthook, unraisablehook
-    try:
-        yield
-    finally:
-        sys.excepthook, sys.unraisablehook = previous_excepthook, previous_unraisablehook
 
 
 def _write_json(value, path):
