@@ -54,6 +54,7 @@ def results(tmp_path_factory):
     keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]).save(files / "dense.keras")
     small_vae(12).save(files / "vae12.keras")
     export.export_saved_model(small_vae(8), str(files / "served"))
+    export.export_saved_model(small_vae(8), str(files / "exports" / "images"))  # where the train cases export
     (files / "a_file").write_text("")
     locked_run = files / "locked_run"
     locked_run.mkdir()
@@ -83,6 +84,9 @@ def results(tmp_path_factory):
         "signature change": (["export", str(files / "vae12.keras"), "--model-dir", str(files / "served")],
                              r"the signatures differ from those of version 1 \(.*serving_default input x: float32 "
                              r"\[\?, 8\] -> float32 \[\?, 12\].*--allow-signature-change\.$"),
+        "signature change after training": ([*train, "--output-dir", str(files / "retrained")],
+                                            r"not exporting to .*exports/images: the signatures differ .* The trained "
+                                            r"model stays in .*retrained/model\.keras for tfvae export\.$"),
         "disk full": ([*train, "--output-dir", str(files / "full_disk_run")],
                       r"full_disk_run/backup/\.staging-epoch-1/model\.keras: File too large while saving; "
                       r"the files saved before are intact\. Free some space", 4000),
@@ -94,7 +98,7 @@ def results(tmp_path_factory):
 
 
 def test_each_user_mistake_gives_one_line_and_exit_status_1(results):
-    assert len(results) == 13
+    assert len(results) == 14
     for case, (command, status, stderr, pattern) in results.items():
         lines = stderr.splitlines()
         assert status == 1 and len(lines) == 1, f"{case}: status {status}, stderr:\n{stderr}"

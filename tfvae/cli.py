@@ -161,9 +161,9 @@ def _build_parser(config_defaults):
     evaluate.add_argument("--dataset", default="frey_face", help=TRAIN_FLAGS["dataset"])
     evaluate.add_argument("--split", default="test", help="train, test, or a tfds split name")
     evaluate.add_argument("--data-dir", help=TRAIN_FLAGS["data_dir"])
-    evaluate.add_argument("--samples", type=int, default=5000, help="importance samples per example (K)")
-    evaluate.add_argument("--batch-size", type=int, default=100, help="examples per step")
-    evaluate.add_argument("--limit", type=int, help="evaluate only the first LIMIT examples")
+    evaluate.add_argument("--samples", type=_positive_int, default=5000, help="importance samples per example (K)")
+    evaluate.add_argument("--batch-size", type=_positive_int, default=100, help="examples per step")
+    evaluate.add_argument("--limit", type=_positive_int, help="evaluate only the first LIMIT examples")
     evaluate.add_argument("--binarize", action="store_true", help="binarize pixels once (seeded), as for training")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -177,12 +177,18 @@ def _build_parser(config_defaults):
     )
     export.add_argument("model", help="a .keras file saved by tfvae (model.keras or the checkpoint best.keras)")
     export.add_argument("--model-dir", required=True, help="EXPORT_ROOT/MODEL_NAME; the version goes below it")
-    export.add_argument("--version", type=int, default=None, help="default: one more than the newest")
-    export.add_argument("--keep", type=int, default=None, help="keep only the newest KEEP versions")
+    export.add_argument("--version", type=_positive_int, default=None, help="default: one more than the newest")
+    export.add_argument("--keep", type=_positive_int, default=None, help="keep only the newest KEEP versions")
     export.add_argument("--allow-signature-change", action="store_true",
                         help="export even if the signatures differ from those of the newest version in MODEL_DIR")
     export.set_defaults(run=_export)
     return parser
+
+
+def _positive_int(text):
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return int(text)
 
 
 def _add_field_flag(parser, field):

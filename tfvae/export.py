@@ -35,6 +35,7 @@ from tfvae.run_lock import process_alive
 
 SIGNATURE_NAMES = ("serving_default", "encode", "decode", "sample", "sample_from_noise", "elbo")
 _STAGING_PREFIX = ".staging-"
+_DIFFERENCES_SHOWN = 3
 
 
 class SignatureChangeError(ValueError):
@@ -153,10 +154,11 @@ def read_signatures(path):
 
 
 def signature_differences(old, new):
-    """What differs between two `read_signatures` results, as readable phrases (empty when they are the same)."""
+    """What differs between two `read_signatures` results, as readable phrases, `serving_default` first (empty when
+    they are the same)."""
     differences = [f"signature {name} {'removed' if name in old else 'added'}"
                    for name in sorted(old.keys() ^ new.keys())]
-    for name in sorted(old.keys() & new.keys()):
+    for name in sorted(old.keys() & new.keys(), key=lambda name: (name != "serving_default", name)):
         for kind in ("inputs", "outputs"):
             before, after = old[name][kind], new[name][kind]
             for key in sorted(before.keys() | after.keys()):
@@ -196,9 +198,12 @@ def _check_signatures_unchanged(model_dir, staging_path):
     differences = signature_differences(read_signatures(os.path.join(model_dir, str(newest))),
                                         read_signatures(staging_path))
     if differences:
+        shown = "; ".join(differences[:_DIFFERENCES_SHOWN])
+        if len(differences) > _DIFFERENCES_SHOWN:
+            shown += f"; {len(differences) - _DIFFERENCES_SHOWN} more"
         raise SignatureChangeError(
             f"not exporting to {model_dir}: the signatures differ from those of version {newest} "
-            f"({'; '.join(differences)}), and TF Serving would send that version's clients to a model that refuses "
+            f"({shown}), and TF Serving would send that version's clients to a model that refuses "
             "their requests. Choose another model name (--model-name, or --model-dir for tfvae export), or pass "
             "--allow-signature-change."
         )

@@ -25,13 +25,9 @@ _LOG_LINE = re.compile(r"([IWEF])\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^\]]+\] ")
 _BANNER = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 
 
-def import_tensorflow(argv=None):
-    """Imports TensorFlow; in the `tfvae` command, with its start-up log lines filtered as the module says.
-
-    Args:
-        argv: the command line; None for `sys.argv`.
-    """
-    level = command_log_level(sys.argv if argv is None else argv)
+def import_tensorflow():
+    """Imports TensorFlow; in the `tfvae` command, with its start-up log lines filtered as the module says."""
+    level = command_log_level(sys.argv)
     if level is None or "tensorflow" in sys.modules:
         import tensorflow
         return

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from tfvae import callbacks as tfvae_callbacks
 from tfvae import data, networks, saving, visualize
-from tfvae.export import export_saved_model
+from tfvae.export import SignatureChangeError, export_saved_model
 from tfvae.model import VAE
 from tfvae.resumable_run import ResumableRun
 from tfvae.run_lock import RunLock
@@ -197,9 +197,17 @@ def _run(config, strategy, chief):
     saving.save_atomically(model.save, os.path.join(run_dir, "model.keras"))
     save_summary(model, history.history, inputs.get("validation", inputs["train"]), train_images.shape[1:],
                  os.path.join(run_dir, "summary.png"))
-    export_path = export_saved_model(model, os.path.join(config.export_root, config.model_name),
-                                     allow_signature_change=config.allow_signature_change) if chief else None
+    export_path = _export(model, config) if chief else None
     return model, history, export_path
+
+
+def _export(model, config):
+    try:
+        return export_saved_model(model, os.path.join(config.export_root, config.model_name),
+                                  allow_signature_change=config.allow_signature_change)
+    except SignatureChangeError as error:
+        model_path = os.path.join(config.output_dir, "model.keras")
+        raise SignatureChangeError(f"{error} The trained model stays in {model_path} for tfvae export.") from error
 
 
 def make_strategy(name):
