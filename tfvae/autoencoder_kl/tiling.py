@@ -6,7 +6,8 @@ start every `tile - blend` cells, so neighbours share `blend` cells (the last ti
 may be shorter). Rows of tiles are processed top to bottom and each row left to right; the first `B` output rows of a
 tile are blended with the last `B` rows of the tile above, `b[y] = a[y - B] * (1 - y / B) + b[y] * y / B` for
 `y < B`, then its first `B` columns likewise with the (already blended) tile to its left. Each tile then keeps its
-first `tile - blend` cells along each axis, and the kept parts are put side by side.
+first `tile - blend` cells along each axis, and the kept parts are put side by side. An input no larger than one tile
+is passed whole, as diffusers does.
 
 A tile sees only itself: GroupNorm statistics and attention span the tile, not the image, so the tiled result of an
 `AutoencoderKL` differs from the untiled one wherever the image has more than one tile (by as much as diffusers' own
@@ -57,6 +58,8 @@ def map_tiles(function, inputs, tile, blend, input_scale, output_scale):
             "the images first."
         )
     step, size = (tile - blend) * input_scale, tile * input_scale
+    if max(inputs.shape[1:3]) <= size:
+        return tf.cast(function(inputs), tf.float32)
     rows = [
         [
             np.array(tf.cast(function(inputs[:, top : top + size, left : left + size]), tf.float32))
