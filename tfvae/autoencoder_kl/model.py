@@ -206,7 +206,8 @@ class AutoencoderKL(keras.Model):
         """An `AutoencoderKL` with the weights of a diffusers folder or of one latent-diffusion `.safetensors` file.
 
         Args:
-            path: a folder holding diffusers' `config.json` and `diffusion_pytorch_model.safetensors`, or one
+            path: a folder holding diffusers' `config.json` and `diffusion_pytorch_model.safetensors` (or a
+                diffusers pipeline folder, whose `vae/` folder holds them), or one
                 `.safetensors` file in either diffusers' or the original latent-diffusion key layout (as Stable
                 Diffusion 1.x/2.x VAE files ship, optionally inside a whole checkpoint under `first_stage_model.`).
             **config: constructor arguments; they override the folder's `config.json`. For a single file,

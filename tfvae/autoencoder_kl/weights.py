@@ -27,6 +27,7 @@ from safetensors import SafetensorError, safe_open
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
+PIPELINE_FOLDER = "vae"  # where a diffusers pipeline folder keeps its autoencoder
 # Prefixes under which whole latent-diffusion checkpoints keep their autoencoder.
 CHECKPOINT_PREFIXES = ("first_stage_model.", "vae.")
 # The config.json entries that are constructor arguments of AutoencoderKL.
@@ -70,6 +71,8 @@ class WeightsError(ValueError):
 
 def load_pretrained(cls, path, **config):
     """`cls(**config)` with the weights at `path`; see `AutoencoderKL.from_pretrained`."""
+    if os.path.isdir(os.path.join(path, PIPELINE_FOLDER)) and not os.path.exists(os.path.join(path, CONFIG_NAME)):
+        path = os.path.join(path, PIPELINE_FOLDER)
     if os.path.isdir(path):
         config = {**read_config(os.path.join(path, CONFIG_NAME)), **config}
         weights_path = os.path.join(path, WEIGHTS_NAME)
