@@ -73,15 +73,10 @@ def load_pretrained(cls, path, **config):
     """`cls(**config)` with the weights at `path`; see `AutoencoderKL.from_pretrained`."""
     if os.path.isdir(os.path.join(path, PIPELINE_FOLDER)) and not os.path.exists(os.path.join(path, CONFIG_NAME)):
         path = os.path.join(path, PIPELINE_FOLDER)
-    if os.path.isdir(path):
-        config = {**read_config(os.path.join(path, CONFIG_NAME)), **config}
-        weights_path = os.path.join(path, WEIGHTS_NAME)
-        tensors = to_diffusers_layout(read_tensors(weights_path))
-    else:
-        weights_path = path
-        tensors = to_diffusers_layout(read_tensors(weights_path))
-        config = {**infer_config(tensors), **config}
-    model = cls(**config)
+    folder_config = read_config(os.path.join(path, CONFIG_NAME)) if os.path.isdir(path) else None
+    weights_path = os.path.join(path, WEIGHTS_NAME) if os.path.isdir(path) else path
+    tensors = to_diffusers_layout(read_tensors(weights_path))
+    model = cls(**{**(infer_config(tensors) if folder_config is None else folder_config), **config})
     assign(model, tensors, weights_path)
     return model
 
