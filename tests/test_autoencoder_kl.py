@@ -141,9 +141,11 @@ def test_keras_file_round_trip_keeps_config_weights_and_policy(tmp_path):
     np.testing.assert_array_equal(loaded(x), model(x))
 
 
-def test_bad_configuration_is_named():
+def test_bad_configuration_and_image_size_are_named():
     with pytest.raises(ValueError, match=r"divisible by norm_num_groups=32; \[8, 16\]"):
         AutoencoderKL(block_out_channels=(8, 16))
+    with pytest.raises(ValueError, match=r"divisible by f = 2, got \(8, 5\)"):
+        tiny_model().encode(images((1, 8, 5, 3)))
 
 
 def test_tiling_matches_diffusers_tiling():

@@ -142,7 +142,17 @@ class AutoencoderKL(keras.Model):
         return self._posterior(self.encode_moments(x, training=training))
 
     def encode_moments(self, x, training=None):
-        """The concatenated `[mu, log sigma^2]`, `[n, h / f, w / f, 2 * latent_channels]`, before the clamp."""
+        """The concatenated `[mu, log sigma^2]`, `[n, h / f, w / f, 2 * latent_channels]`, before the clamp.
+
+        Raises:
+            ValueError: when a known height or width of `x` is not divisible by `f`.
+        """
+        size = tuple(x.shape[1:3])
+        if any(side is not None and side % self.downsampling_factor for side in size):
+            raise ValueError(
+                f"AutoencoderKL needs image height and width divisible by f = {self.downsampling_factor}, got {size}; "
+                "pad or crop the images."
+            )
         return self.quant_conv(self.encoder(x, training=training))
 
     def _posterior(self, moments):
