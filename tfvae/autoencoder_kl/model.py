@@ -8,6 +8,8 @@ from tfvae.autoencoder_kl.blocks import Decoder, Encoder
 from tfvae.distributions import DEFAULT_LOGVAR_RANGE
 from tfvae.layers import DiagonalGaussianLambda
 
+_SEED_STATE_KEY = "seed_generator_state"
+
 
 @keras.saving.register_keras_serializable(package="tfvae")
 class AutoencoderKL(keras.Model):
@@ -210,6 +212,14 @@ class AutoencoderKL(keras.Model):
     def next_seed(self):
         """The next int32[2] seed of the model's seed generator, for TFP's `sample(seed=...)`."""
         return tf.cast(self.seed_generator.next(), tf.int32)
+
+    def save_own_variables(self, store):
+        """Saves the seed generator's state too, so that a reloaded model goes on with fresh noise."""
+        super().save_own_variables(store)
+        store[_SEED_STATE_KEY] = self.seed_generator.state
+
+    def load_own_variables(self, store):
+        self.seed_generator.state.assign(store[_SEED_STATE_KEY])
 
     @classmethod
     def from_pretrained(cls, path, **config):
