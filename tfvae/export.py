@@ -21,6 +21,8 @@ model: a freshly loaded SavedModel gives the same draws in the same order, and e
 TF Serving moves every client to the newest version as soon as it appears, so a version whose signatures (names, input
 and output keys, shapes, dtypes) differ from the newest one's is refused unless the change is asked for: clients
 would get requests refused that the previous version took.
+
+A `tfvae.AutoencoderKL` has its own signatures on images of any size: see `tfvae.autoencoder_kl.serving`.
 """
 
 import os
@@ -31,6 +33,7 @@ import keras
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
+from tfvae.autoencoder_kl import AutoencoderKL, serving
 from tfvae.run_lock import process_alive
 
 SIGNATURE_NAMES = ("serving_default", "encode", "decode", "sample", "sample_from_noise", "elbo")
@@ -46,7 +49,7 @@ def export_saved_model(model, model_dir, version=None, keep=None, allow_signatur
     """Writes `model` as a new SavedModel version under `model_dir` and returns its path.
 
     Args:
-        model: a built `tfvae.VAE` whose encoder has a known input shape.
+        model: a built `tfvae.VAE` whose encoder has a known input shape, or a `tfvae.AutoencoderKL`.
         model_dir: `<export_root>/<model_name>`; created if missing.
         version: a positive integer; None takes one more than the newest version present (1 for the first).
         keep: if given, only the newest `keep` versions remain after the export.
@@ -85,6 +88,8 @@ def export_saved_model(model, model_dir, version=None, keep=None, allow_signatur
 
 def build_export_archive(model):
     """A `keras.export.ExportArchive` holding `model` and the endpoints listed in this module's docstring."""
+    if isinstance(model, AutoencoderKL):
+        return serving.build_export_archive(model)
     data_shape, latent_shape = model.data_shape, model.latent_shape()
     if None in data_shape:
         raise ValueError(
