@@ -3,6 +3,8 @@
 Encoder and decoder each have their own hidden layer and their own heads: nothing is shared between them.
 """
 
+import math
+
 import keras
 
 from tfvae.layers import GaussianHead
@@ -10,13 +12,60 @@ from tfvae.layers import GaussianHead
 PAPER_HIDDEN_UNITS = 200
 
 
-def gaussian_mlp_encoder(data_size, latent_size, hidden_units=PAPER_HIDDEN_UNITS, name="encoder"):
+def fan_in_uniform(fan_in):
+    """Kernel and bias both drawn from `U(-1 / sqrt(fan_in), 1 / sqrt(fan_in))`: the default of the MLPs.
+
+    For a Dense layer with `fan_in` inputs. MEASUREMENT_PLACEHOLDER
+
+    Returns:
+        `(kernel_initializer, bias_initializer)`, new instances (an unseeded Keras initializer draws the same values
+        at every use, so no two layers may share one).
+    """
+    limit = 1.0 / math.sqrt(fan_in)
+    return keras.initializers.RandomUniform(-limit, limit), keras.initializers.RandomUniform(-limit, limit)
+
+
+def glorot_uniform(fan_in):
+    """Glorot-uniform kernels and zero biases, Keras' Dense default (tfvae's default before 0.2)."""
+    del fan_in  # the Glorot limit reads both fans from the kernel's shape
+    return keras.initializers.GlorotUniform(), keras.initializers.Zeros()
+
+
+def aevb_normal(fan_in):
+    """Kernel and bias drawn from `N(0, 0.01^2)`, standard deviation 0.01: AEVB's "N(0, 0.01)" read as `N(0, sigma)`."""
+    del fan_in
+    return keras.initializers.RandomNormal(stddev=0.01), keras.initializers.RandomNormal(stddev=0.01)
+
+
+INITIALIZATIONS = {"fan_in_uniform": fan_in_uniform, "glorot_uniform": glorot_uniform, "aevb_normal": aevb_normal}
+
+
+def dense_initializers(initialization, fan_in):
+    """`{"kernel_initializer": ..., "bias_initializer": ...}` for a Dense layer (or a `GaussianHead`).
+
+    Args:
+        initialization: a name in `INITIALIZATIONS`, or a callable `fan_in -> (kernel_initializer, bias_initializer)`.
+        fan_in: the number of the layer's inputs.
+    """
+    if not callable(initialization):
+        if initialization not in INITIALIZATIONS:
+            raise ValueError(f"Unknown initialization {initialization!r}; choose one of {sorted(INITIALIZATIONS)}.")
+        initialization = INITIALIZATIONS[initialization]
+    kernel_initializer, bias_initializer = initialization(fan_in)
+    return {"kernel_initializer": kernel_initializer, "bias_initializer": bias_initializer}
+
+
+def gaussian_mlp_encoder(
+    data_size, latent_size, hidden_units=PAPER_HIDDEN_UNITS, initialization="fan_in_uniform", name="encoder"
+):
     """q(z|x): `h = tanh(W3 x + b3)`, then the heads `mu = W4 h + b4`, `log sigma^2 = W5 h + b5` (appendix C.2).
 
     Args:
         data_size: the number of values in one flattened example, `D`.
         latent_size: the size of `z`, `J` (N_z in the paper's figures).
         hidden_units: the width of `h`.
+        initialization: how the weights and biases start, a name in `INITIALIZATIONS` or a callable (see
+            `dense_initializers`); `fan_in_uniform` by default.
         name: the model's name.
 
     Returns:
@@ -25,15 +74,21 @@ def gaussian_mlp_encoder(data_size, latent_size, hidden_units=PAPER_HIDDEN_UNITS
     return keras.Sequential(
         [
             keras.Input((data_size,), name="x"),
-            keras.layers.Dense(hidden_units, activation="tanh", name="hidden"),
-            GaussianHead(latent_size, name="gaussian_head"),
+            keras.layers.Dense(
+                hidden_units, activation="tanh", name="hidden", **dense_initializers(initialization, data_size)
+            ),
+            GaussianHead(latent_size, name="gaussian_head", **dense_initializers(initialization, hidden_units)),
         ],
         name=name,
     )
 
 
-def bernoulli_mlp_decoder(latent_size, data_size, hidden_units=PAPER_HIDDEN_UNITS, name="decoder"):
+def bernoulli_mlp_decoder(
+    latent_size, data_size, hidden_units=PAPER_HIDDEN_UNITS, initialization="fan_in_uniform", name="decoder"
+):
     """p(x|z), Bernoulli: the logits `W2 tanh(W1 z + b1) + b2`, so that `y = sigmoid(logits)` (appendix C.1).
+
+    Args: as `gaussian_mlp_encoder`'s, with `z` and `x` swapped.
 
     Returns:
         A `keras.Sequential` from `[batch, J]` to `[batch, D]` logits, for `likelihoods.Bernoulli`.
@@ -41,20 +96,28 @@ def bernoulli_mlp_decoder(latent_size, data_size, hidden_units=PAPER_HIDDEN_UNIT
     return keras.Sequential(
         [
             keras.Input((latent_size,), name="z"),
-            keras.layers.Dense(hidden_units, activation="tanh", name="hidden"),
-            keras.layers.Dense(data_size, name="logits"),
+            keras.layers.Dense(
+                hidden_units, activation="tanh", name="hidden", **dense_initializers(initialization, latent_size)
+            ),
+            keras.layers.Dense(data_size, name="logits", **dense_initializers(initialization, hidden_units)),
         ],
         name=name,
     )
 
 
 def gaussian_mlp_decoder(
-    latent_size, data_size, hidden_units=PAPER_HIDDEN_UNITS, mean_activation=None, name="decoder"
+    latent_size,
+    data_size,
+    hidden_units=PAPER_HIDDEN_UNITS,
+    mean_activation=None,
+    initialization="fan_in_uniform",
+    name="decoder",
 ):
     """p(x|z), Gaussian: `h = tanh(W3 z + b3)`, `mu = W4 h + b4`, `log sigma^2 = W5 h + b5` (appendix C.2).
 
     Args:
         mean_activation: applied to `mu` only; the paper uses `"sigmoid"` for Frey Face, whose pixels lie in [0, 1].
+        others: as `gaussian_mlp_encoder`'s, with `z` and `x` swapped.
 
     Returns:
         A `keras.Sequential` from `[batch, J]` to `[batch, 2 * D]` (`[mu, log sigma^2]`), for
@@ -63,8 +126,15 @@ def gaussian_mlp_decoder(
     return keras.Sequential(
         [
             keras.Input((latent_size,), name="z"),
-            keras.layers.Dense(hidden_units, activation="tanh", name="hidden"),
-            GaussianHead(data_size, mean_activation=mean_activation, name="gaussian_head"),
+            keras.layers.Dense(
+                hidden_units, activation="tanh", name="hidden", **dense_initializers(initialization, latent_size)
+            ),
+            GaussianHead(
+                data_size,
+                mean_activation=mean_activation,
+                name="gaussian_head",
+                **dense_initializers(initialization, hidden_units),
+            ),
         ],
         name=name,
     )
