@@ -240,9 +240,6 @@ class DiagonalGaussianLambda(DistributionLambda):
             self.add_loss(self.kl_weight * tf.reduce_mean(distribution_of(tensor).kl()))
         return tensor
 
-    def compute_output_shape(self, input_shape):
-        return (*input_shape[:-1], input_shape[-1] // 2)
-
     def get_config(self):
         config = super().get_config()
         config.update(logvar_range=list(self.logvar_range), deterministic=self.deterministic, kl_weight=self.kl_weight)
@@ -274,6 +271,3 @@ class IndependentBernoulli(DistributionLambda):
             logits = tf.cast(logits, tf.float32)
         bernoulli = tfp.distributions.Bernoulli(logits=logits, dtype=logits.dtype)
         return tfp.distributions.Independent(bernoulli, reinterpreted_batch_ndims=logits.shape.rank - 1)
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
