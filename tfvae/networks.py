@@ -1,6 +1,8 @@
 """The MLPs of AEVB appendix C, as Keras models that emit the parameters a likelihood or `DiagonalGaussian` reads.
 
-Encoder and decoder each have their own hidden layer and their own heads: nothing is shared between them.
+Encoder and decoder each have their own hidden layer and their own heads: nothing is shared between them. Their
+weights and biases start from U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (`fan_in_uniform`), the candidate that reached the
+highest held-out likelihood in `scripts/compare_initializations.py`; `initialization=` picks another.
 """
 
 import math
@@ -15,7 +17,16 @@ PAPER_HIDDEN_UNITS = 200
 def fan_in_uniform(fan_in):
     """Kernel and bias both drawn from `U(-1 / sqrt(fan_in), 1 / sqrt(fan_in))`: the default of the MLPs.
 
-    For a Dense layer with `fan_in` inputs. MEASUREMENT_PLACEHOLDER
+    For a Dense layer with `fan_in` inputs (PyTorch's `nn.Linear` starts the same way). Measured by
+    `scripts/compare_initializations.py` (N_z = 20, Adam 1e-3, batch 100, 1e6 training samples, seeds 0 and 1;
+    importance-weighted test log p(x) with K = 100, on the first 1000 MNIST test images and the 200 Frey Face test
+    images), mean of the two seeds: MNIST (784-500-20, Bernoulli) -95.88 nats against -96.55 for Glorot-uniform
+    kernels with zero biases, -96.41 for AEVB's N(0, 0.01^2) and -97.33 for N(0, 0.1^2); Frey Face (560-200-20,
+    Gaussian) 1323.6 against 1318.8, 1299.1 and 1270.3. With Adagrad (step 0.02, seed 0) it led too: MNIST -103.40
+    against -107.25 for Glorot, Frey Face 1113.8 against 1068.6. With `tfvae train` (10 epochs of dynamically
+    binarized MNIST, 784-500-20, Adam 1e-3, batch 100) and `tfvae evaluate --samples 100 --limit 1000`, seeds 0 and 1
+    reach -98.24 and -98.37 (mean -98.30), against -99.50 and -99.36 with Glorot-uniform kernels and zero biases.
+    The README's initialization table has every run.
 
     Returns:
         `(kernel_initializer, bias_initializer)`, new instances (an unseeded Keras initializer draws the same values
@@ -26,13 +37,19 @@ def fan_in_uniform(fan_in):
 
 
 def glorot_uniform(fan_in):
-    """Glorot-uniform kernels and zero biases, Keras' Dense default (tfvae's default before 0.2)."""
+    """Glorot-uniform kernels and zero biases: Keras's Dense default, and the MLPs' default before `fan_in_uniform`."""
     del fan_in  # the Glorot limit reads both fans from the kernel's shape
     return keras.initializers.GlorotUniform(), keras.initializers.Zeros()
 
 
 def aevb_normal(fan_in):
-    """Kernel and bias drawn from `N(0, 0.01^2)`, standard deviation 0.01: AEVB's "N(0, 0.01)" read as `N(0, sigma)`."""
+    """Kernel and bias drawn from N(0, 0.01^2): AEVB's "Parameters are initialized by random sampling from
+    N(0, 0.01)", with 0.01 as the standard deviation.
+
+    The paper writes a Gaussian as `N(mean, variance)` elsewhere (`N(x; mu, sigma^2 I)`), which would make 0.01 the
+    variance (standard deviation 0.1); `scripts/compare_initializations.py` measures both readings, and the
+    standard deviation 0.01 is the better of the two on MNIST and Frey Face.
+    """
     del fan_in
     return keras.initializers.RandomNormal(stddev=0.01), keras.initializers.RandomNormal(stddev=0.01)
 
