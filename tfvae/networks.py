@@ -26,8 +26,7 @@ def fan_in_uniform(fan_in):
     against -107.25 for Glorot, Frey Face (seeds 0, 1) 1120.8 against 1081.3. With `tfvae train` (10 epochs of
     dynamically binarized MNIST, 784-500-20, Adam 1e-3, batch 100) and `tfvae evaluate --samples 100 --limit 1000`,
     seeds 0 and 1 reach -98.24 and -98.37 (mean -98.30), against -99.50 and -99.36 with Glorot-uniform kernels and
-    zero biases.
-    The README's initialization table has every run.
+    zero biases. The README's initialization table has every run.
 
     Returns:
         `(kernel_initializer, bias_initializer)`, new instances (an unseeded Keras initializer draws the same values
