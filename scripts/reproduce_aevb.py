@@ -44,14 +44,16 @@ def load(dataset, mnist_dir):
     return train.reshape(len(train), -1), test.reshape(len(test), -1)
 
 
-def build(dataset, latent_size, optimizer, train_size, seed):
+def build(dataset, latent_size, optimizer, train_size, seed, initialization="fan_in_uniform"):
     setup = PAPER[dataset]
     size = 784 if dataset == "mnist" else 560
-    encoder = networks.gaussian_mlp_encoder(size, latent_size, setup["hidden"])
+    encoder = networks.gaussian_mlp_encoder(size, latent_size, setup["hidden"], initialization)
     if setup["likelihood"] == "bernoulli":
-        decoder = networks.bernoulli_mlp_decoder(latent_size, size, setup["hidden"])
+        decoder = networks.bernoulli_mlp_decoder(latent_size, size, setup["hidden"], initialization)
     else:
-        decoder = networks.gaussian_mlp_decoder(latent_size, size, setup["hidden"], mean_activation="sigmoid")
+        decoder = networks.gaussian_mlp_decoder(
+            latent_size, size, setup["hidden"], mean_activation="sigmoid", initialization=initialization
+        )
     model = VAE(encoder, decoder, likelihood=setup["likelihood"], weight_decay=1.0 / train_size, seed=seed)
     step_size = STEP_SIZES[optimizer]
     optimizer = keras.optimizers.Adagrad(step_size) if optimizer == "adagrad" else keras.optimizers.Adam(step_size)

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from tfvae import networks
 from tfvae.layers import GaussianHead
@@ -35,3 +36,17 @@ def test_gaussian_decoder_has_its_own_hidden_layer_and_heads():
     encoder_ids = {id(variable) for variable in encoder.weights}
     assert not encoder_ids & {id(variable) for variable in decoder.weights}
     assert len(decoder.trainable_weights) == 6  # W3, b3, W4, b4, W5, b5
+
+
+def test_mlps_start_from_fan_in_uniform_weights_and_biases():
+    decoder = networks.gaussian_mlp_decoder(latent_size=16, data_size=300, hidden_units=400)
+    head = decoder.get_layer("gaussian_head")
+    for layer, fan_in in ((decoder.get_layer("hidden"), 16), (head.mean_dense, 400), (head.logvar_dense, 400)):
+        for values in dense_weights(layer):
+            limit = 1 / np.sqrt(fan_in)
+            assert np.abs(values).max() <= limit and np.abs(values).max() > 0.9 * limit
+            np.testing.assert_allclose(values.std(), limit / np.sqrt(3), rtol=0.2)  # U(-a, a) has std a / sqrt(3)
+    glorot = networks.bernoulli_mlp_decoder(16, 300, 400, initialization="glorot_uniform")
+    assert not np.any(glorot.get_layer("logits").bias.numpy())
+    with pytest.raises(ValueError, match="fan_in_uniform"):
+        networks.gaussian_mlp_encoder(300, 16, 400, initialization="he")

@@ -70,3 +70,13 @@ def test_aevb_reproduction_writes_its_csv_and_figure(tmp_path):
     assert lines[0] == "dataset,latent_size,optimizer,samples,train_elbo,test_elbo,seconds"
     assert [line.split(",")[2:4] for line in lines[1:]] == [["adagrad", "10000"], ["adam", "10000"]]
     assert (tmp_path / "aevb.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_initialization_comparison_writes_a_row_per_run(tmp_path):
+    stdout = run_command([sys.executable, os.path.join(SCRIPTS, "compare_initializations.py"), "--datasets",
+                          "frey_face", "--initializations", "fan_in_uniform", "aevb_normal_variance", "--seeds", "3",
+                          "--budget", "500", "--samples", "4", "--limit", "20", "--out", str(tmp_path)], timeout=600)
+    lines = (tmp_path / "initializations.csv").read_text().splitlines()
+    assert [line.split(",")[3:6] for line in lines[1:]] == [["fan_in_uniform", "3", "500"],
+                                                           ["aevb_normal_variance", "3", "500"]]
+    assert "frey_face 20 adam fan_in_uniform: test ELBO mean" in stdout

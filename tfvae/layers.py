@@ -1,8 +1,25 @@
-"""Keras layers that produce and consume the concatenated `[mean, logvar]` parameters of a diagonal Gaussian."""
+"""Keras 3 layers for probabilistic models: `GaussianHead`, and distribution layers for Sequential, functional and
+subclassed models (what `tfp.layers` was for Keras 2).
+
+A distribution layer maps parameters to a distribution. Called in a Keras graph, `layer(params)` returns a tensor
+chosen by `convert_to_tensor_fn` (a sample, the mode, the mean, or a function of the distribution), so the layer works
+in `keras.Sequential` and functional models. The distribution stays reachable two ways:
+
+- `layer.distribution(params)` returns it without side effects: the one call a subclassed model makes (`VAE.encode`
+  does `self.posterior.distribution(self.encoder(x))`);
+- the tensor `layer(params)` carries the distribution it came from, as Keras's tensors carry their masks:
+  `distribution_of(tensor)` returns it, and `tfvae.losses.NegativeLogLikelihood` scores a model's output with it.
+"""
 
 import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
 
 from tfvae.distributions import DEFAULT_LOGVAR_RANGE, DiagonalGaussian, check_logvar_range
+
+CONVERT_TO_TENSOR_FNS = ("sample", "mode", "mean")
+_DISTRIBUTION_ATTRIBUTE = "_tfvae_distribution"
+_SEED_STATE_KEY = "seed_generator_state"
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
@@ -17,28 +34,35 @@ class GaussianHead(keras.layers.Layer):
         mean_activation: an activation applied to `mu` only (for instance `"sigmoid"` for data in [0, 1], as the
             paper does for Frey Face); None keeps `mu` linear.
         kernel_initializer: the initializer of both kernels.
+        bias_initializer: the initializer of both biases.
         **kwargs: passed to `keras.layers.Layer`.
     """
 
-    def __init__(self, units, mean_activation=None, kernel_initializer="glorot_uniform", **kwargs):
+    def __init__(
+        self, units, mean_activation=None, kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs
+    ):
         super().__init__(**kwargs)
         if int(units) < 1:
             raise ValueError(f"GaussianHead needs units >= 1, got {units}.")
         self.units = int(units)
         self.mean_activation = keras.activations.get(mean_activation)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
         self.mean_dense = keras.layers.Dense(
-            self.units, activation=self.mean_activation, kernel_initializer=self._new_initializer(), name="mean",
-            dtype=self.dtype_policy,
+            self.units, activation=self.mean_activation, name="mean", dtype=self.dtype_policy,
+            **self._new_initializers(),
         )
         self.logvar_dense = keras.layers.Dense(
-            self.units, kernel_initializer=self._new_initializer(), name="logvar", dtype=self.dtype_policy
+            self.units, name="logvar", dtype=self.dtype_policy, **self._new_initializers()
         )
 
-    def _new_initializer(self):
+    def _new_initializers(self):
         # One instance per head: an unseeded Keras initializer instance draws the same values at each use, which
         # would start both heads with the same kernel.
-        return keras.initializers.get(keras.initializers.serialize(self.kernel_initializer))
+        return {
+            f"{part}_initializer": keras.initializers.get(keras.initializers.serialize(initializer))
+            for part, initializer in (("kernel", self.kernel_initializer), ("bias", self.bias_initializer))
+        }
 
     def build(self, input_shape):
         self.mean_dense.build(input_shape)
@@ -56,34 +80,197 @@ class GaussianHead(keras.layers.Layer):
             units=self.units,
             mean_activation=keras.activations.serialize(self.mean_activation),
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            bias_initializer=keras.initializers.serialize(self.bias_initializer),
         )
         return config
 
 
-@keras.saving.register_keras_serializable(package="tfvae")
-class DiagonalGaussianLambda(keras.layers.Layer):
-    """Turns concatenated `[mu, log sigma^2]` parameters into a `DiagonalGaussian` (a DistributionLambda for Keras 3).
+def distribution_of(tensor):
+    """The distribution a distribution layer attached to its output `tensor`.
 
-    `tfp.layers.DistributionLambda` works only with Keras 2; this layer plays its part for Keras 3 models that are
-    subclassed: its output is a distribution object, so use it inside a `keras.Model.call`, not in a functional
-    graph. The log-variance is clamped to `logvar_range`.
+    The attachment lives on the tensor object: it survives from the layer through a model's output into
+    `compile(loss=...)` and `model(x)` called directly, but not through operations that make a new tensor (a cast,
+    `predict`'s NumPy arrays, a SavedModel).
+
+    Raises:
+        ValueError: when `tensor` did not come straight from a distribution layer.
+    """
+    distribution = getattr(tensor, _DISTRIBUTION_ATTRIBUTE, None)
+    if distribution is None:
+        raise ValueError(
+            "This tensor carries no distribution: it is not the direct output of a tfvae distribution layer "
+            "(DiagonalGaussianLambda, IndependentBernoulli), or an operation (a cast, predict, a SavedModel) made a "
+            "new tensor from it. Make the distribution layer the model's last layer, or call "
+            "layer.distribution(params) on the layer's input."
+        )
+    return distribution
+
+
+class DistributionLambda(keras.layers.Layer):
+    """Base of the distribution layers: parameters in, a tensor that carries its distribution out.
+
+    A subclass defines `distribution(params)`. `call` builds it, turns it into a tensor with `convert_to_tensor_fn`
+    and attaches the distribution to that tensor (see `distribution_of`).
+
+    Args:
+        convert_to_tensor_fn: what the layer outputs: `"sample"` (one reparameterized draw, seeded by `seed`),
+            `"mode"`, `"mean"`, or a function `distribution -> tensor`. To save such a layer in a `.keras` file
+            that loads with `safe_mode=True`, the function must be registered with
+            `keras.saving.register_keras_serializable` (a lambda cannot be); it draws no seeded noise, so prefer
+            `"sample"` for samples.
+        seed: an int for the noise of `"sample"` (drawn from a `keras.random.SeedGenerator`, so the same with and
+            without XLA), or None.
+        **kwargs: passed to `keras.layers.Layer`.
+    """
+
+    def __init__(self, convert_to_tensor_fn="sample", seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not callable(convert_to_tensor_fn) and convert_to_tensor_fn not in CONVERT_TO_TENSOR_FNS:
+            raise ValueError(
+                f"convert_to_tensor_fn must be one of {CONVERT_TO_TENSOR_FNS} or a function of the distribution, "
+                f"got {convert_to_tensor_fn!r}."
+            )
+        self.convert_to_tensor_fn = convert_to_tensor_fn
+        self.seed = seed
+        if convert_to_tensor_fn == "sample":
+            self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
+        self.built = True
+
+    def distribution(self, params):
+        """The distribution for `params`; no loss is added, no noise drawn."""
+        raise NotImplementedError
+
+    def call(self, params):
+        distribution = self.distribution(params)
+        tensor = self.to_tensor(distribution)
+        setattr(tensor, _DISTRIBUTION_ATTRIBUTE, distribution)
+        return tensor
+
+    def to_tensor(self, distribution):
+        """`convert_to_tensor_fn` applied to `distribution`, as a new tensor."""
+        if callable(self.convert_to_tensor_fn):
+            value = self.convert_to_tensor_fn(distribution)
+        elif self.convert_to_tensor_fn == "sample":
+            value = distribution.sample(seed=tf.cast(self.seed_generator.next(), tf.int32))
+        else:
+            value = getattr(distribution, self.convert_to_tensor_fn)()
+        # A new tensor object, so that the distribution `call` attaches never lands on a tensor shared with others
+        # (the mean of a `DiagonalGaussian` is its `loc`).
+        return tf.identity(value)
+
+    def save_own_variables(self, store):
+        """Saves the seed generator's state (Keras saves only a layer's own variables), so a reloaded model goes on
+        with fresh noise."""
+        super().save_own_variables(store)
+        if self.convert_to_tensor_fn == "sample":
+            store[_SEED_STATE_KEY] = self.seed_generator.state
+
+    def load_own_variables(self, store):
+        if self.convert_to_tensor_fn == "sample":
+            self.seed_generator.state.assign(store[_SEED_STATE_KEY])
+
+    def get_config(self):
+        config = super().get_config()
+        convert_to_tensor_fn = self.convert_to_tensor_fn
+        if callable(convert_to_tensor_fn):
+            convert_to_tensor_fn = keras.saving.serialize_keras_object(convert_to_tensor_fn)
+        config.update(convert_to_tensor_fn=convert_to_tensor_fn, seed=self.seed)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("convert_to_tensor_fn"), dict):
+            config["convert_to_tensor_fn"] = keras.saving.deserialize_keras_object(config["convert_to_tensor_fn"])
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class DiagonalGaussianLambda(DistributionLambda):
+    """Concatenated `[mu, log sigma^2]` parameters to a `DiagonalGaussian`, with an optional KL regularizer.
+
+    What `tfp.layers.DistributionLambda` with a `KLDivergenceRegularizer` did for Keras 2. In a Sequential or
+    functional model the output is a tensor (`convert_to_tensor_fn`, a sample `z = mu + sigma * epsilon` by default)
+    that carries the distribution (`distribution_of`); a subclassed model calls `layer.distribution(params)`. The
+    log-variance is clamped to `logvar_range`.
+
+    With `kl_weight > 0` each call adds `kl_weight * mean over the batch of KL(q || N(0, I))` to the model's losses
+    with `add_loss`: the KL term of the negative ELBO, a batch mean like `VAE`'s (so `tf.distribute` scales it right).
+
+    Example, the encoder of a VAE as a Sequential model:
+
+    ```python
+    encoder = keras.Sequential([
+        keras.Input((784,)),
+        keras.layers.Dense(500, activation="tanh"),
+        tfvae.layers.GaussianHead(20),
+        tfvae.layers.DiagonalGaussianLambda(kl_weight=1.0),  # outputs a sample z, adds the KL
+    ])
+    ```
 
     Args:
         logvar_range: `(low, high)`, the clamp of the log-variance; `(-30, 20)` as in latent-diffusion.
         deterministic: if True, the distribution has zero variance (sample equals mean, KL is zero).
+        convert_to_tensor_fn: `"sample"`, `"mode"`, `"mean"` or a function (see `DistributionLambda`).
+        kl_weight: the weight of the KL added as a loss; 0 adds none.
+        seed: an int for the noise of `"sample"`, or None.
         **kwargs: passed to `keras.layers.Layer`.
     """
 
-    def __init__(self, logvar_range=DEFAULT_LOGVAR_RANGE, deterministic=False, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(
+        self,
+        logvar_range=DEFAULT_LOGVAR_RANGE,
+        deterministic=False,
+        convert_to_tensor_fn="sample",
+        kl_weight=0.0,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(convert_to_tensor_fn, seed, **kwargs)
+        if kl_weight < 0:
+            raise ValueError(f"kl_weight must be >= 0, got {kl_weight}.")
         self.logvar_range = check_logvar_range(logvar_range)
         self.deterministic = bool(deterministic)
-        self.built = True
+        self.kl_weight = float(kl_weight)
+
+    def distribution(self, params):
+        """q as a `DiagonalGaussian` of `params` `[..., 2 * d]`."""
+        return DiagonalGaussian(params, deterministic=self.deterministic, logvar_range=self.logvar_range)
 
     def call(self, params):
-        return DiagonalGaussian(params, deterministic=self.deterministic, logvar_range=self.logvar_range)
+        tensor = super().call(params)
+        if self.kl_weight:
+            self.add_loss(self.kl_weight * tf.reduce_mean(distribution_of(tensor).kl()))
+        return tensor
 
     def get_config(self):
         config = super().get_config()
-        config.update(logvar_range=list(self.logvar_range), deterministic=self.deterministic)
+        config.update(logvar_range=list(self.logvar_range), deterministic=self.deterministic, kl_weight=self.kl_weight)
         return config
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class IndependentBernoulli(DistributionLambda):
+    """Logits to independent Bernoullis over every axis but the batch: p(x|z) of AEVB appendix C.1.
+
+    `p(x|z) = prod_i y_i^x_i (1 - y_i)^(1 - x_i)` with `y = sigmoid(logits)`, a `tfd.Independent` whose event is
+    all of the data axes, so `log_prob(x)` is one value per example (the sum over the pixels) and
+    `tfvae.losses.NegativeLogLikelihood` scores it as `likelihoods.Bernoulli` does. The output tensor is the mean
+    `y` by default (a reconstruction, and what `predict` returns); `"sample"` and `"mode"` give 0/1 values.
+
+    Args:
+        convert_to_tensor_fn: `"mean"`, `"mode"`, `"sample"` or a function (see `DistributionLambda`).
+        seed: an int for the noise of `"sample"`, or None.
+        **kwargs: passed to `keras.layers.Layer`.
+    """
+
+    def __init__(self, convert_to_tensor_fn="mean", seed=None, **kwargs):
+        super().__init__(convert_to_tensor_fn, seed, **kwargs)
+
+    def distribution(self, params):
+        """p(x|z) for the logits `params` `[batch, ...]`, computed in float32 under mixed precision."""
+        logits = tf.convert_to_tensor(params)
+        if logits.dtype != tf.float64:
+            logits = tf.cast(logits, tf.float32)
+        bernoulli = tfp.distributions.Bernoulli(logits=logits, dtype=logits.dtype)
+        return tfp.distributions.Independent(bernoulli, reinterpreted_batch_ndims=logits.shape.rank - 1)

@@ -71,7 +71,10 @@ class VAE(keras.Model):
         self.encoder = encoder
         self.decoder = decoder
         self.likelihood = likelihoods.get(likelihood)
-        self.posterior = DiagonalGaussianLambda(logvar_range, name="posterior", dtype=self.dtype_policy)
+        # The model draws its own noise (`sample_posterior`) and adds its own KL: the layer only builds q(z|x).
+        self.posterior = DiagonalGaussianLambda(
+            logvar_range, convert_to_tensor_fn="mode", name="posterior", dtype=self.dtype_policy
+        )
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
         self.beta = self.add_weight(
@@ -110,7 +113,7 @@ class VAE(keras.Model):
 
     def encode(self, x, training=None):
         """q(z|x) as a `DiagonalGaussian`."""
-        return self.posterior(self.encoder(x, training=training))
+        return self.posterior.distribution(self.encoder(x, training=training))
 
     def decode(self, z, training=None):
         """The likelihood's parameters for latents `z` (Bernoulli logits, or a Gaussian's `[mu, log sigma^2]`)."""

@@ -111,7 +111,10 @@ class AutoencoderKL(keras.Model):
         )
         self.quant_conv = self._pointwise_conv(2 * self.latent_channels, "quant_conv", self.use_quant_conv)
         self.post_quant_conv = self._pointwise_conv(self.latent_channels, "post_quant_conv", self.use_post_quant_conv)
-        self.posterior = DiagonalGaussianLambda(logvar_range, dtype="float32", name="posterior")
+        # The model draws its own noise and the objective adds the KL: the layer only builds q(z|x).
+        self.posterior = DiagonalGaussianLambda(
+            logvar_range, convert_to_tensor_fn="mode", dtype="float32", name="posterior"
+        )
         self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
         self.build((None, None, None, self.in_channels))
 
@@ -141,7 +144,7 @@ class AutoencoderKL(keras.Model):
             x: images `[n, h, w, in_channels]`, `h` and `w` divisible by `f` (diffusers' models expect [-1, 1]).
             training: passed to the layers.
         """
-        return self._posterior(self.encode_moments(x, training=training))
+        return self.posterior.distribution(self.encode_moments(x, training=training))
 
     def encode_moments(self, x, training=None):
         """The concatenated `[mu, log sigma^2]`, `[n, h / f, w / f, 2 * latent_channels]`, before the clamp.
@@ -156,10 +159,6 @@ class AutoencoderKL(keras.Model):
                 "pad or crop the images."
             )
         return self.quant_conv(self.encoder(x, training=training))
-
-    def _posterior(self, moments):
-        """q(z|x) from the moments, through the `DiagonalGaussianLambda` (clamp of log sigma^2, sample, mode, kl)."""
-        return self.posterior(moments)
 
     def decode(self, z, training=None):
         """Images `[n, f h, f w, out_channels]` from unscaled latents `z` `[n, h, w, latent_channels]`."""
