@@ -194,7 +194,7 @@ class AutoencoderKL(keras.Model):
         """
         tile, blend = tiling.tile_geometry(tile_size, overlap, self.downsampling_factor)
         moments = tiling.map_tiles(self.encode_moments, x, tile, blend, self.downsampling_factor, 1)
-        return self._posterior(moments)
+        return self.posterior.distribution(moments)
 
     def tiled_decode(self, z, tile_size=512, overlap=0.25):
         """`decode` for latents too large for one pass: overlapping tiles of `z` decoded one at a time to
