@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -22,6 +23,42 @@ def run_command(command, timeout=300, env=None):
     assert result.returncode == 0, f"stdout:\n{result.stdout[-4000:]}\nstderr:\n{result.stderr[-4000:]}"
     return result.stdout
 
+
+def free_ports(count):
+    """`count` TCP ports on 127.0.0.1 that were free a moment ago, for the workers of a local cluster."""
+    sockets = [socket.socket() for _ in range(count)]
+    for probe in sockets:
+        probe.bind(("127.0.0.1", 0))
+    ports = [probe.getsockname()[1] for probe in sockets]
+    for probe in sockets:
+        probe.close()
+    return ports
+
+
+def run_workers(command, count=2, timeout=300):
+    """Runs `command` as each of `count` workers of a cluster on 127.0.0.1 (described by `TF_CONFIG`).
+
+    Fails the test unless every worker exits with 0.
+
+    Returns:
+        The workers' stdouts, in task order.
+    """
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(count)]}
+    workers = []
+    try:
+        for index in range(count):
+            tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+            env = {**os.environ, "TF_CONFIG": tf_config, "TF_CPP_MIN_LOG_LEVEL": "2"}
+            workers.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                            text=True))
+        outputs = [worker.communicate(timeout=timeout) for worker in workers]
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+    for worker, (_, stderr) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, stderr[-4000:]
+    return [stdout for stdout, _ in outputs]
 
 # Makes tfvae and TensorFlow Probability unimportable, as in a TF Serving-like consumer of a SavedModel.
 TENSORFLOW_ONLY_PREAMBLE = """

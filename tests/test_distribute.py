@@ -5,14 +5,10 @@ losses are batch means that Keras divides by the number of replicas; a wrong sca
 different losses or weights.
 """
 
-import json
-import os
-import socket
-import subprocess
 import sys
 
 import numpy as np
-from helpers import run_python
+from helpers import run_python, run_workers
 
 # Trains the same model on the same data and global batches of 32, returning per-step losses and final weights.
 TRAINING = """
@@ -65,16 +61,6 @@ np.savez({str(tmp_path / 'out.npz')!r}, ref_loss=reference[0], loss=mirrored[0],
     )
 
 
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for probe in sockets:
-        probe.bind(("127.0.0.1", 0))
-    ports = [probe.getsockname()[1] for probe in sockets]
-    for probe in sockets:
-        probe.close()
-    return ports
-
-
 def test_multi_worker_mirrored_strategy_with_two_workers_matches_one_device(tmp_path):
     worker_script = """
 import json, os, sys
@@ -85,21 +71,7 @@ losses, weights, _ = train(strategy)
 task = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
 np.savez(sys.argv[1] + f"/worker{task}.npz", loss=losses, **{f"w{i}": w for i, w in enumerate(weights)})
 """
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
-    workers = []
-    try:
-        for index in range(2):
-            tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-            env = {**os.environ, "TF_CONFIG": tf_config, "TF_CPP_MIN_LOG_LEVEL": "2"}
-            workers.append(subprocess.Popen([sys.executable, "-c", worker_script, str(tmp_path)], env=env,
-                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-        for worker in workers:
-            _, stderr = worker.communicate(timeout=300)
-            assert worker.returncode == 0, stderr[-4000:]
-    finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
+    run_workers([sys.executable, "-c", worker_script, str(tmp_path)])
     reference_script = TRAINING + f"""
 losses, weights, _ = train(tf.distribute.get_strategy())
 np.savez({str(tmp_path / 'reference.npz')!r}, loss=losses, **{{f"w{{i}}": w for i, w in enumerate(weights)}})

@@ -1,14 +1,16 @@
+import csv
 import glob
 import importlib.util
 import json
 import os
 import sys
 
+import numpy as np
 import tensorflow as tf
 from helpers import run_command
 from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
-from tfvae import VAE, networks
+from tfvae import VAE, data, networks
 
 SCRIPTS = os.path.join(os.path.dirname(__file__), "..", "scripts")
 
@@ -64,12 +66,28 @@ def test_training_benchmark_writes_a_profile_of_the_xla_step(tmp_path):
 
 
 def test_aevb_reproduction_writes_its_csv_and_figure(tmp_path):
-    run_command([sys.executable, os.path.join(SCRIPTS, "reproduce_aevb.py"), "--datasets", "frey_face", "--latents",
-                 "2", "--optimizers", "adagrad", "adam", "--budget", "1e4", "--out", str(tmp_path)], timeout=600)
+    stdout = run_command([sys.executable, os.path.join(SCRIPTS, "reproduce_aevb.py"), "--datasets", "frey_face",
+                          "--latents", "2", "--optimizers", "adagrad", "adam", "--budget", "1e4", "--out",
+                          str(tmp_path)], timeout=600)
     lines = (tmp_path / "aevb.csv").read_text().splitlines()
     assert lines[0] == "dataset,latent_size,optimizer,samples,train_elbo,test_elbo,seconds"
     assert [line.split(",")[2:4] for line in lines[1:]] == [["adagrad", "10000"], ["adam", "10000"]]
     assert (tmp_path / "aevb.png").read_bytes()[:4] == b"\x89PNG"
+    printed = [dict(pair.split("=") for pair in line.split()) for line in stdout.splitlines()
+               if line.startswith("dataset=")]
+    # An untrained Gaussian decoder gives about N(x; 0.5, 1) per pixel; the decoder's log-variance clamp (-30)
+    # bounds log p(x|z) by 0.5 * (30 - log 2 pi) per pixel, and KL >= 0.
+    test_images = data.load_images("frey_face", "test").reshape(200, -1)
+    untrained = np.mean(np.sum(-0.5 * (np.log(2 * np.pi) + (test_images - 0.5) ** 2), axis=1))
+    ceiling = 560 * 0.5 * (30 - np.log(2 * np.pi))
+    rows = list(csv.DictReader(lines))
+    assert len(printed) == len(rows) == 2
+    for row, line in zip(rows, printed, strict=True):
+        for bound in ("train_elbo", "test_elbo"):
+            value = float(row[bound])
+            assert f"{value:.1f}" == line[bound], "the script prints what it writes"
+            assert untrained + 560 < value < ceiling, (bound, value, untrained)  # at least 1 nat per pixel learned
+        assert abs(float(row["train_elbo"]) - float(row["test_elbo"])) < 0.2 * abs(float(row["train_elbo"]))
 
 
 def test_initialization_comparison_writes_a_row_per_run(tmp_path):

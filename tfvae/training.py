@@ -51,6 +51,8 @@ class TrainConfig:
 
     `batch_size` is the global batch: under a `strategy` with R replicas each replica takes `batch_size / R`
     examples of every step, and the result is the same as one device taking all of them.
+    Under `multiworker` one step runs per call whatever `steps_per_execution` says: Keras' loop of several steps
+    per call fails there (its `tf.cond` around the step cannot hold the workers' collective ops).
     """
 
     dataset: str = "frey_face"
@@ -177,7 +179,7 @@ def _run(config, strategy, chief):
         model.compile(
             optimizer=keras.optimizers.Adam(config.learning_rate),
             jit_compile={"auto": "auto", "on": True, "off": False}[config.jit_compile],
-            steps_per_execution=config.steps_per_execution,
+            steps_per_execution=1 if config.strategy == "multiworker" else config.steps_per_execution,
         )
     run_dir = config.output_dir
     config.to_json(os.path.join(run_dir, "config.json"))
