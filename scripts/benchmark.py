@@ -21,10 +21,15 @@ The step's FLOPs are counted per Dense layer of `I` inputs and `O` outputs: `2*B
 much for the weight gradient, and as much again for the input gradient, which the first layer does not compute (its
 input is the data). The rule of thumb "3x the forward FLOPs" would count that gradient too and report about 20% more.
 
+`--threads N` gives TensorFlow and torch the same number of intra-op threads. On a machine shared with other busy
+processes, torch's default (one OpenMP thread per core, spin-waiting for its peers) collapsed in one run: 100
+examples/s with 2 threads against 4,000 with 1, while TensorFlow's thread pool kept its pace.
+
 `--profile DIR` writes a `tf.profiler` trace of the `tfvae train` configuration at batch 100 to DIR, for
 TensorBoard's profile tab.
 
     python scripts/benchmark.py [--examples 30000] [--rounds 5] [--batches 100 1000] [--pytorch /path/to/python]
+                                [--threads N] [--configurations NAME ...]
     python scripts/benchmark.py --profile DIR
 """
 
@@ -168,9 +173,11 @@ def pytorch_trainer(batch, examples):
     return train_epoch
 
 
-def serve(name, batch, examples):
+def serve(name, batch, examples, threads):
     """The worker process of one configuration: warms up, then answers `epoch` and `peak` lines on stdin with JSON."""
     start = time.perf_counter()
+    if threads:
+        limit_threads(name, threads)
     if name == PYTORCH:
         train_epoch, peak = pytorch_trainer(batch, examples), torch_matmul_peak
     else:
@@ -185,6 +192,18 @@ def serve(name, batch, examples):
     reply({"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
 
 
+def limit_threads(name, threads):
+    if name == PYTORCH:
+        import torch
+
+        torch.set_num_threads(threads)
+    else:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
 def reply(message):
     print(json.dumps(message), flush=True)
 
@@ -192,10 +211,11 @@ def reply(message):
 class Worker:
     """A configuration's worker process, started and warmed up on creation."""
 
-    def __init__(self, python, name, batch, examples):
+    def __init__(self, python, name, batch, examples, threads):
         self.name = name
         self.process = subprocess.Popen(
-            [python, __file__, "--serve", name, "--batch", str(batch), "--examples", str(examples)],
+            [python, __file__, "--serve", name, "--batch", str(batch), "--examples", str(examples),
+             "--threads", str(threads or 0)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.warm_up_seconds = self.ask(None)["warm_up_seconds"]
 
@@ -215,11 +235,11 @@ class Worker:
         return peak_mib
 
 
-def measure_batch(batch, names, pytorch, examples, rounds):
+def measure_batch(batch, names, pytorch, examples, rounds, threads):
     """Per configuration: the median examples/s over `rounds` alternating epochs, fraction of peak, and more."""
-    workers = [Worker(sys.executable, name, batch, examples) for name in names]
+    workers = [Worker(sys.executable, name, batch, examples, threads) for name in names]
     if pytorch:
-        workers.append(Worker(pytorch, PYTORCH, batch, examples))
+        workers.append(Worker(pytorch, PYTORCH, batch, examples, threads))
     seconds = {worker.name: [] for worker in workers}
     peaks = {"tensorflow": [], "torch": []}
     for round_index in range(rounds):
@@ -276,12 +296,13 @@ def main():
     parser.add_argument("--configurations", nargs="+", choices=list(CONFIGURATIONS), default=DEFAULT_CONFIGURATIONS,
                         metavar="NAME", help=f"the tfvae configurations to measure, of {list(CONFIGURATIONS)}")
     parser.add_argument("--pytorch", metavar="PYTHON", help="an interpreter with torch, for a PyTorch reference row")
+    parser.add_argument("--threads", type=int, help="intra-op threads of TensorFlow and torch alike (default: theirs)")
     parser.add_argument("--profile", metavar="DIR", help="write a tf.profiler trace of the tfvae train configuration")
     parser.add_argument("--serve", help=argparse.SUPPRESS)  # a configuration's worker process
     parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.batch, args.examples)
+        serve(args.serve, args.batch, args.examples, args.threads)
         return
     if args.profile:
         write_profile(args.profile, args.examples)
@@ -293,7 +314,8 @@ def main():
     print(f"{'batch':>5} {'configuration':<21} {'examples/s':>10} {'min-max':>13} {'peak GF/s':>9} {'of peak':>7} "
           f"{'warm-up s':>9} {'peak MiB':>8}")
     for batch in args.batches:
-        print_table(batch, measure_batch(batch, args.configurations, args.pytorch, args.examples, args.rounds))
+        print_table(batch, measure_batch(batch, args.configurations, args.pytorch, args.examples, args.rounds,
+                                         args.threads))
 
 
 if __name__ == "__main__":
