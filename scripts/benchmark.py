@@ -35,6 +35,7 @@ TensorBoard's profile tab.
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -47,16 +48,17 @@ DENSE_LAYERS = [
     (DATA_SIZE, HIDDEN, False), (HIDDEN, LATENT, True), (HIDDEN, LATENT, True), (LATENT, HIDDEN, True),
     (HIDDEN, DATA_SIZE, True),
 ]
-# name: (data fed to fit, keyword arguments of VAE.compile besides the optimizer)
+# name: (data fed to fit, keyword arguments of VAE.compile besides the optimizer, environment of the process)
 CONFIGURATIONS = {
-    "library default": ("arrays", {}),
-    "library, 1 step/call": ("arrays", {"steps_per_execution": 1}),
-    "tfvae train": ("pipeline", {"jit_compile": True, "steps_per_execution": 10}),
-    "graph, 10/call": ("pipeline", {"jit_compile": False, "steps_per_execution": 10}),
-    # candidates for VAE.compile's default (--configurations)
-    "library, 10 steps/call": ("arrays", {"steps_per_execution": 10}),
-    "library, 30 steps/call": ("arrays", {"steps_per_execution": 30}),
-    "library, 100 steps/call": ("arrays", {"steps_per_execution": 100}),
+    "library default": ("arrays", {}, {}),
+    "library, 1 step/call": ("arrays", {"steps_per_execution": 1}, {}),
+    "tfvae train": ("pipeline", {"jit_compile": True, "steps_per_execution": 10}, {}),
+    "graph, 10/call": ("pipeline", {"jit_compile": False, "steps_per_execution": 10}, {}),
+    # candidates for VAE.compile's default and for the step (--configurations)
+    "library, 30 steps/call": ("arrays", {"steps_per_execution": 30}, {}),
+    "library, 100 steps/call": ("arrays", {"steps_per_execution": 100}, {}),
+    "tfvae train, oneDNN dots": ("pipeline", {"jit_compile": True, "steps_per_execution": 10},
+                                 {"XLA_FLAGS": "--xla_cpu_use_onednn=true"}),
 }
 DEFAULT_CONFIGURATIONS = ["library default", "library, 1 step/call", "tfvae train", "graph, 10/call"]
 PYTORCH = "PyTorch loop"
@@ -111,7 +113,7 @@ def tfvae_trainer(name, batch, examples):
 
     from tfvae import VAE, data, networks
 
-    source, compile_arguments = CONFIGURATIONS[name]
+    source, compile_arguments, _ = CONFIGURATIONS[name]
     model = VAE(networks.gaussian_mlp_encoder(DATA_SIZE, LATENT, HIDDEN),
                 networks.bernoulli_mlp_decoder(LATENT, DATA_SIZE, HIDDEN), seed=0)
     model.compile(keras.optimizers.Adam(1e-3), **compile_arguments)
@@ -216,7 +218,8 @@ class Worker:
         self.process = subprocess.Popen(
             [python, __file__, "--serve", name, "--batch", str(batch), "--examples", str(examples),
              "--threads", str(threads or 0)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env={**os.environ, **CONFIGURATIONS.get(name, (None, None, {}))[2]})
         self.warm_up_seconds = self.ask(None)["warm_up_seconds"]
 
     def ask(self, command):
