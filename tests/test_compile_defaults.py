@@ -34,6 +34,25 @@ def test_compile_runs_several_steps_per_execution_unless_told_otherwise(tmp_path
     assert keras.models.load_model(tmp_path / "one.keras").steps_per_execution == 1
 
 
+class CountingVAE(VAE):
+    """Counts the Python runs of `train_step`: one per trace."""
+
+    traces = 0
+
+    def train_step(self, data):
+        CountingVAE.traces += 1
+        return super().train_step(data)
+
+
+def test_the_train_step_is_traced_once(rng):
+    keras.utils.set_random_seed(0)
+    model = CountingVAE(networks.gaussian_mlp_encoder(DATA_SIZE, LATENT_SIZE, HIDDEN),
+                        networks.bernoulli_mlp_decoder(LATENT_SIZE, DATA_SIZE, HIDDEN), seed=0)
+    model.compile(keras.optimizers.Adam(1e-3))
+    model.fit(binary(rng, 250), batch_size=100, epochs=2, verbose=0)
+    assert CountingVAE.traces == 1, "the optimizer's slots exist before the trace, which therefore runs once"
+
+
 @pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
 def test_a_last_partial_batch_counts_with_its_own_size(rng, jit_compile):
     """250 examples in batches of 100: three steps in one execution, the KL metric the mean over all 250."""

@@ -27,7 +27,8 @@ def load_script(name):
 
 def test_training_benchmark_pairs_the_library_default_with_the_cli_configuration():
     stdout = run_command([sys.executable, os.path.join(SCRIPTS, "benchmark.py"), "--examples", "400", "--rounds", "2",
-                          "--batches", "100", "--threads", "1", "--configurations", "library default", "tfvae train"])
+                          "--batches", "100", "--threads", "1", "--configurations", "library default", "tfvae train"],
+                         timeout=900)
     rows = {line[6:27].strip(): line.split() for line in stdout.splitlines() if line.startswith("  100 ")}
     assert list(rows) == ["library default", "tfvae train"]
     for row in rows.values():

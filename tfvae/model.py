@@ -213,12 +213,15 @@ class VAE(keras.Model):
             steps_per_execution = STEPS_PER_EXECUTION
         super().compile(optimizer=optimizer, jit_compile=jit_compile, steps_per_execution=steps_per_execution,
                         **kwargs)
+        if self.built:
+            # Keras skips its own build of the optimizer for a model built before `fit`: the optimizer would then
+            # create its slots while the train step is traced, and TensorFlow traces a function that created
+            # variables a second time, seconds more before the first step.
+            self.optimizer.build(self.trainable_variables)
 
     def compile_from_config(self, config):
         """Recompiles a loaded model (Keras skips models whose `compile` is overridden unless this is defined)."""
         self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
 
     def make_test_function(self, force=False):
         """Keras' test function (validation in `fit`, and `evaluate`), as a TensorFlow graph even when XLA is on.
