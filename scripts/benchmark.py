@@ -1,44 +1,67 @@
-"""Training throughput of tfvae's `model.fit`, against this machine's dense float32 matmul peak.
+"""Training throughput of tfvae against an idiomatic PyTorch loop and this machine's dense float32 matmul peak.
 
-For the paper's MNIST network (784-500-20, Bernoulli decoder, Adam) at batch 100 and at batch 1000, with
-`jit_compile` off and on, and with 1 or 10 steps per execution (`compile(steps_per_execution=...)`), it measures
-in a fresh process each: examples per second through `model.fit` on a `tfvae.data.pipeline` (the best of several
-timed epochs after a warm-up epoch, since other tenants of a shared machine only ever slow a run down), the time to
-the first step (tracing and compilation), and the peak resident memory.
+For the paper's MNIST network (784-500-20, Bernoulli decoder, Adam) at batch 100 and at batch 1000 it compares, in
+one run, the ways a user trains:
 
-The fraction of peak divides the step's matmul FLOPs by the rate of a 2048x2048 float32 matmul measured in the same
-process just before. The step's FLOPs are counted per Dense layer of `I` inputs and `O` outputs: `2*B*I*O` for the
-forward product, as much for the weight gradient, and as much again for the input gradient, which the first
-layer does not compute (its input is the data). The rule of thumb "3x the forward FLOPs" would count that gradient
-too and report about 20% more.
+- `library default`: the README's library example, `vae.compile(keras.optimizers.Adam(1e-3))` then
+  `vae.fit(x, batch_size=...)` on a NumPy array, with whatever `VAE.compile` chooses by default;
+- `library, 1 step/call`: the same with `steps_per_execution=1` (Keras' own default);
+- `tfvae train`: the CLI's configuration, XLA and 10 steps per execution on a `tfvae.data.pipeline`;
+- `graph, 10/call`: the same without XLA;
+- `PyTorch loop` (with `--pytorch PYTHON`, an interpreter that has `torch`): the same network, loss and optimizer
+  as an idiomatic PyTorch loop (`DataLoader` with `shuffle=True`, `zero_grad`/`backward`/`step`, Adam).
 
-`--pytorch PYTHON` adds, for comparison, an idiomatic PyTorch loop for the same network (`DataLoader` with
-`shuffle=True`, `zero_grad`/`backward`/`step`, Adam), run by an interpreter that has `torch`; its fraction of peak
-is against the 2048x2048 matmul rate that torch measures in its own process. `--profile DIR`
-writes a `tf.profiler` trace of tfvae's default configuration at batch 100 to DIR, for TensorBoard's profile tab.
+Each configuration lives in its own process, started and warmed up (tracing, compilation, one epoch) before any
+timing. Then in each of `--rounds` rounds every process times one epoch in turn, the order rotating between rounds:
+configurations share the machine's load alike, and the table shows the median epoch of each. A matmul peak is
+measured in every round too (2048x2048 float32, by TensorFlow and by torch in their own processes), and each
+fraction of peak divides the step's matmul FLOPs per second by the median peak of its own framework.
 
-    python scripts/benchmark.py [--examples 30000] [--pytorch /path/to/python] [--profile DIR]
+The step's FLOPs are counted per Dense layer of `I` inputs and `O` outputs: `2*B*I*O` for the forward product, as
+much for the weight gradient, and as much again for the input gradient, which the first layer does not compute (its
+input is the data). The rule of thumb "3x the forward FLOPs" would count that gradient too and report about 20% more.
+
+`--threads N` gives TensorFlow and torch the same number of intra-op threads. On a machine shared with other busy
+processes, torch's default (one OpenMP thread per core, spin-waiting for its peers) collapsed in one run: 100
+examples/s with 2 threads against 4,000 with 1, while TensorFlow's thread pool kept its pace.
+
+`--profile DIR` writes a `tf.profiler` trace of the `tfvae train` configuration at batch 100 to DIR, for
+TensorBoard's profile tab.
+
+    python scripts/benchmark.py [--examples 30000] [--rounds 5] [--batches 100 1000] [--pytorch /path/to/python]
+                                [--threads N] [--configurations NAME ...]
+    python scripts/benchmark.py --profile DIR
 """
 
 import argparse
 import json
+import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
 
-# (batch, jit_compile, steps_per_execution); tfvae train's default is jit on with 10 steps per execution.
-CONFIGURATIONS = [
-    (100, False, 1), (100, False, 10), (100, True, 1), (100, True, 10),
-    (1000, False, 1), (1000, False, 10), (1000, True, 1), (1000, True, 10),
-]
 DATA_SIZE, HIDDEN, LATENT = 784, 500, 20
 # (inputs, outputs, whether the layer's input gradient is computed): hidden, mu and logvar heads, decoder.
 DENSE_LAYERS = [
     (DATA_SIZE, HIDDEN, False), (HIDDEN, LATENT, True), (HIDDEN, LATENT, True), (LATENT, HIDDEN, True),
     (HIDDEN, DATA_SIZE, True),
 ]
-TIMED_EPOCHS = 5
+# name: (data fed to fit, keyword arguments of VAE.compile besides the optimizer, environment of the process)
+CONFIGURATIONS = {
+    "library default": ("arrays", {}, {}),
+    "library, 1 step/call": ("arrays", {"steps_per_execution": 1}, {}),
+    "tfvae train": ("pipeline", {"jit_compile": True, "steps_per_execution": 10}, {}),
+    "graph, 10/call": ("pipeline", {"jit_compile": False, "steps_per_execution": 10}, {}),
+    # candidates for VAE.compile's default and for the step (--configurations)
+    "library, 30 steps/call": ("arrays", {"steps_per_execution": 30}, {}),
+    "library, 100 steps/call": ("arrays", {"steps_per_execution": 100}, {}),
+    "tfvae train, oneDNN dots": ("pipeline", {"jit_compile": True, "steps_per_execution": 10},
+                                 {"XLA_FLAGS": "--xla_cpu_use_onednn=true"}),
+}
+DEFAULT_CONFIGURATIONS = ["library default", "library, 1 step/call", "tfvae train", "graph, 10/call"]
+PYTORCH = "PyTorch loop"
 
 
 def step_flops(batch):
@@ -64,49 +87,60 @@ def best_seconds(run, repeats):
     return best
 
 
-def measure_matmul_peak(size=2048):
+def tensorflow_matmul_peak(size=2048):
     import tensorflow as tf
 
     a = tf.random.normal((size, size))
     b = tf.random.normal((size, size))
     product = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
-    return 2 * size**3 / best_seconds(lambda: product().numpy(), repeats=20)
+    return 2 * size**3 / best_seconds(lambda: product().numpy(), repeats=10)
 
 
-def model_and_data(batch, jit_compile, steps_per_execution, examples):
-    """The benchmarked VAE, compiled with Adam, and a `tfvae.data.pipeline` of `examples` random binary images."""
+def torch_matmul_peak(size=2048):
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    return 2 * size**3 / best_seconds(lambda: (a @ b).sum().item(), repeats=10)
+
+
+def tfvae_trainer(name, batch, examples):
+    """A function that trains one epoch of configuration `name` with `fit` and returns the epoch's seconds.
+
+    The seconds run from the epoch's start to its end (callbacks `on_epoch_begin` and `on_epoch_end`), leaving out
+    what `fit` does once per call: a user's `fit(x, epochs=10)` does that once for ten epochs.
+    """
     import keras
 
     from tfvae import VAE, data, networks
 
+    source, compile_arguments, _ = CONFIGURATIONS[name]
     model = VAE(networks.gaussian_mlp_encoder(DATA_SIZE, LATENT, HIDDEN),
                 networks.bernoulli_mlp_decoder(LATENT, DATA_SIZE, HIDDEN), seed=0)
-    model.compile(keras.optimizers.Adam(1e-3), jit_compile=jit_compile, steps_per_execution=steps_per_execution)
-    return model, data.pipeline(training_data(examples), batch, shuffle=True)
+    model.compile(keras.optimizers.Adam(1e-3), **compile_arguments)
+    x = training_data(examples)
+    if source == "pipeline":
+        x, batch_size = data.pipeline(x, batch, shuffle=True), None
+    else:
+        batch_size = batch
+
+    class EpochSeconds(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds = time.perf_counter() - self.start
+
+    def train_epoch():
+        timer = EpochSeconds()
+        model.fit(x, batch_size=batch_size, epochs=1, verbose=0, callbacks=[timer], shuffle=source == "arrays")
+        return timer.seconds
+
+    return train_epoch
 
 
-def measure_training(batch, jit_compile, steps_per_execution, examples):
-    peak = measure_matmul_peak()
-    model, dataset = model_and_data(batch, jit_compile, steps_per_execution, examples)
-    start = time.perf_counter()
-    model.fit(dataset, epochs=1, steps_per_epoch=1, verbose=0)
-    first_step = time.perf_counter() - start
-    seconds = best_seconds(lambda: model.fit(dataset, epochs=1, verbose=0), TIMED_EPOCHS)
-    return {
-        "peak_flops": peak,
-        "examples_per_second": examples / seconds,
-        "first_step_seconds": first_step,
-        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
-
-
-def measure_pytorch(batch, examples):
+def pytorch_trainer(batch, examples):
     """The same network, loss and optimizer as an idiomatic PyTorch training loop."""
     import torch
-
-    size = 2048
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    peak = 2 * size**3 / best_seconds(lambda: (a @ b).sum().item(), repeats=20)
 
     class MlpVae(torch.nn.Module):
         def __init__(self):
@@ -130,76 +164,161 @@ def measure_pytorch(batch, examples):
     images = torch.from_numpy(training_data(examples))
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images), batch_size=batch, shuffle=True)
 
-    def run_epoch():
+    def train_epoch():
+        start = time.perf_counter()
         for (x,) in loader:
             optimizer.zero_grad()
             model(x).backward()
             optimizer.step()
+        return time.perf_counter() - start
 
-    seconds = best_seconds(run_epoch, TIMED_EPOCHS)
-    return {
-        "peak_flops": peak,
-        "examples_per_second": examples / seconds,
-        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
+    return train_epoch
+
+
+def serve(name, batch, examples, threads):
+    """The worker process of one configuration: warms up, then answers `epoch` and `peak` lines on stdin with JSON."""
+    start = time.perf_counter()
+    if threads:
+        limit_threads(name, threads)
+    if name == PYTORCH:
+        train_epoch, peak = pytorch_trainer(batch, examples), torch_matmul_peak
+    else:
+        train_epoch, peak = tfvae_trainer(name, batch, examples), tensorflow_matmul_peak
+    train_epoch()
+    reply({"warm_up_seconds": time.perf_counter() - start})
+    for command in sys.stdin:
+        if command.strip() == "epoch":
+            reply({"seconds": train_epoch()})
+        elif command.strip() == "peak":
+            reply({"peak_flops": peak()})
+    reply({"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+
+
+def limit_threads(name, threads):
+    if name == PYTORCH:
+        import torch
+
+        torch.set_num_threads(threads)
+    else:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def reply(message):
+    print(json.dumps(message), flush=True)
+
+
+class Worker:
+    """A configuration's worker process, started and warmed up on creation."""
+
+    def __init__(self, python, name, batch, examples, threads):
+        self.name = name
+        self.process = subprocess.Popen(
+            [python, __file__, "--serve", name, "--batch", str(batch), "--examples", str(examples),
+             "--threads", str(threads or 0)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env={**os.environ, **CONFIGURATIONS.get(name, (None, None, {}))[2]})
+        self.warm_up_seconds = self.ask(None)["warm_up_seconds"]
+
+    def ask(self, command):
+        if command is not None:
+            self.process.stdin.write(command + "\n")
+            self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the worker of {self.name!r} exited (code {self.process.wait()})")
+        return json.loads(line)
+
+    def close(self):
+        self.process.stdin.close()
+        peak_mib = self.ask(None)["peak_mib"]
+        self.process.wait()
+        return peak_mib
+
+
+def measure_batch(batch, names, pytorch, examples, rounds, threads):
+    """Per configuration: the median examples/s over `rounds` alternating epochs, fraction of peak, and more."""
+    workers = [Worker(sys.executable, name, batch, examples, threads) for name in names]
+    if pytorch:
+        workers.append(Worker(pytorch, PYTORCH, batch, examples, threads))
+    seconds = {worker.name: [] for worker in workers}
+    peaks = {"tensorflow": [], "torch": []}
+    for round_index in range(rounds):
+        shift = round_index % len(workers)
+        for worker in workers[shift:] + workers[:shift]:
+            seconds[worker.name].append(worker.ask("epoch")["seconds"])
+        peaks["tensorflow"].append(workers[0].ask("peak")["peak_flops"])
+        if pytorch:
+            peaks["torch"].append(workers[-1].ask("peak")["peak_flops"])
+    results = {}
+    for worker in workers:
+        median = statistics.median(seconds[worker.name])
+        peak = statistics.median(peaks["torch" if worker.name == PYTORCH else "tensorflow"])
+        results[worker.name] = {
+            "examples_per_second": examples / median,
+            "spread": (examples / max(seconds[worker.name]), examples / min(seconds[worker.name])),
+            "of_peak": examples / median * step_flops(batch) / batch / peak,
+            "peak_flops": peak,
+            "warm_up_seconds": worker.warm_up_seconds,
+            "peak_mib": worker.close(),
+        }
+    return results
+
+
+def print_table(batch, results):
+    for name, measured in results.items():
+        low, high = measured["spread"]
+        print(f"{batch:>5} {name:<21} {measured['examples_per_second']:>10.0f} {f'{low:.0f}-{high:.0f}':>13} "
+              f"{measured['peak_flops'] / 1e9:>9.1f} {measured['of_peak']:>7.0%} {measured['warm_up_seconds']:>9.1f} "
+              f"{measured['peak_mib']:>8.0f}", flush=True)
+    if PYTORCH in results:
+        reference = results[PYTORCH]["examples_per_second"]
+        ratios = ", ".join(f"{name} {measured['examples_per_second'] / reference:.2f}x"
+                           for name, measured in results.items() if name != PYTORCH)
+        print(f"{batch:>5} against the PyTorch loop: {ratios}", flush=True)
 
 
 def write_profile(logdir, examples):
-    """A `tf.profiler` trace of one epoch of the default configuration (XLA, 10 steps per execution), batch 100."""
+    """A `tf.profiler` trace of one epoch of the `tfvae train` configuration (XLA, 10 steps per execution)."""
     import tensorflow as tf
 
-    model, dataset = model_and_data(100, True, 10, examples)
-    model.fit(dataset, epochs=1, verbose=0)
+    train_epoch = tfvae_trainer("tfvae train", 100, examples)
+    train_epoch()
     tf.profiler.experimental.start(logdir)
-    model.fit(dataset, epochs=1, verbose=0)
+    train_epoch()
     tf.profiler.experimental.stop()
-
-
-def measure_in_subprocess(python, *arguments):
-    result = subprocess.run([python, __file__, *arguments], capture_output=True, text=True, check=True)
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def print_row(name, batch, measured):
-    rate = measured["examples_per_second"] * step_flops(batch) / batch
-    first_step = measured.get("first_step_seconds")
-    print(f"{batch:>5} {name:<20} {measured['examples_per_second']:>10.0f} {rate / 1e9:>8.1f} "
-          f"{measured['peak_flops'] / 1e9:>10.1f} {rate / measured['peak_flops']:>7.0%} "
-          f"{'-' if first_step is None else f'{first_step:.2f}':>12} {measured['peak_mib']:>8.0f}", flush=True)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--examples", type=int, default=30_000, help="training examples per timed epoch")
+    parser.add_argument("--rounds", type=int, default=5, help="timed epochs per configuration, taken in turns")
+    parser.add_argument("--batches", type=int, nargs="+", default=[100, 1000], help="the batch sizes to measure")
+    parser.add_argument("--configurations", nargs="+", choices=list(CONFIGURATIONS), default=DEFAULT_CONFIGURATIONS,
+                        metavar="NAME", help=f"the tfvae configurations to measure, of {list(CONFIGURATIONS)}")
     parser.add_argument("--pytorch", metavar="PYTHON", help="an interpreter with torch, for a PyTorch reference row")
-    parser.add_argument("--profile", metavar="DIR", help="write a tf.profiler trace of the default configuration")
-    parser.add_argument("--one", help=argparse.SUPPRESS)  # "batch,jit,steps": measure one configuration, print JSON
-    parser.add_argument("--pytorch-one", type=int, help=argparse.SUPPRESS)  # batch: the PyTorch reference
+    parser.add_argument("--threads", type=int, help="intra-op threads of TensorFlow and torch alike (default: theirs)")
+    parser.add_argument("--profile", metavar="DIR", help="write a tf.profiler trace of the tfvae train configuration")
+    parser.add_argument("--serve", help=argparse.SUPPRESS)  # a configuration's worker process
+    parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.one:
-        batch, jit, per_execution = args.one.split(",")
-        print(json.dumps(measure_training(int(batch), jit == "True", int(per_execution), args.examples)))
-        return
-    if args.pytorch_one:
-        print(json.dumps(measure_pytorch(args.pytorch_one, args.examples)))
+    if args.serve:
+        serve(args.serve, args.batch, args.examples, args.threads)
         return
     if args.profile:
         write_profile(args.profile, args.examples)
         print(f"wrote a profile to {args.profile}: tensorboard --logdir {args.profile} (the profile plugin's tab)")
         return
 
-    print(f"step: {step_flops(1) / 1e6:.2f} MFLOP per example; the best of {TIMED_EPOCHS} epochs of "
-          f"{args.examples} examples")
-    print(f"{'batch':>5} {'configuration':<20} {'examples/s':>10} {'GFLOP/s':>8} {'peak GF/s':>10} {'of peak':>7} "
-          f"{'first step s':>12} {'peak MiB':>8}")
-    for batch, jit, per_execution in CONFIGURATIONS:
-        measured = measure_in_subprocess(sys.executable, "--one", f"{batch},{jit},{per_execution}",
-                                         "--examples", str(args.examples))
-        name = f"tfvae {'XLA' if jit else 'graph'}, {per_execution}/call"
-        print_row(name, batch, measured)
-        if args.pytorch and jit and per_execution == 10:
-            print_row("PyTorch loop", batch, measure_in_subprocess(args.pytorch, "--pytorch-one", str(batch),
-                                                                   "--examples", str(args.examples)))
+    print(f"step: {step_flops(1) / 1e6:.2f} MFLOP per example; the median of {args.rounds} epochs of "
+          f"{args.examples} examples per configuration, configurations taking turns")
+    print(f"{'batch':>5} {'configuration':<21} {'examples/s':>10} {'min-max':>13} {'peak GF/s':>9} {'of peak':>7} "
+          f"{'warm-up s':>9} {'peak MiB':>8}")
+    for batch in args.batches:
+        print_table(batch, measure_batch(batch, args.configurations, args.pytorch, args.examples, args.rounds,
+                                         args.threads))
 
 
 if __name__ == "__main__":

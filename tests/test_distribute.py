@@ -20,7 +20,7 @@ def train(strategy):
     with strategy.scope():
         keras.utils.set_random_seed(0)
         model = VAE(networks.gaussian_mlp_encoder(20, 3, 16), networks.bernoulli_mlp_decoder(3, 20, 16), seed=1)
-        model.compile(keras.optimizers.SGD(0.05))
+        model.compile(keras.optimizers.SGD(0.05), steps_per_execution=1)  # the callback records every step
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     dataset = tf.data.Dataset.from_tensor_slices(x).batch(32).with_options(options)

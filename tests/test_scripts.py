@@ -1,7 +1,6 @@
 import csv
 import glob
 import importlib.util
-import json
 import os
 import sys
 
@@ -28,12 +27,24 @@ def load_script(name):
     return module
 
 
-def test_training_benchmark_measures_one_configuration():
-    stdout = run_command([sys.executable, os.path.join(SCRIPTS, "benchmark.py"), "--one", "100,False,2",
-                          "--examples", "400"])
-    measured = json.loads(stdout.strip().splitlines()[-1])
-    assert measured["examples_per_second"] > 0 and measured["first_step_seconds"] > 0 and measured["peak_mib"] > 0
-    assert measured["peak_flops"] > 1e9
+def test_training_benchmark_pairs_the_library_default_with_the_cli_configuration():
+    stdout = run_command([sys.executable, os.path.join(SCRIPTS, "benchmark.py"), "--examples", "400", "--rounds", "2",
+                          "--batches", "100", "--threads", "1", "--configurations", "library default", "tfvae train"],
+                         timeout=900)
+    rows = {line[6:27].strip(): line.split() for line in stdout.splitlines() if line.startswith("  100 ")}
+    assert list(rows) == ["library default", "tfvae train"]
+    for row in rows.values():
+        examples_per_second, of_peak, warm_up_seconds = float(row[-6]), float(row[-3].rstrip("%")), float(row[-2])
+        assert examples_per_second > 0 and of_peak > 0 and warm_up_seconds > 0
+
+
+def test_inference_benchmark_times_every_compiled_method_and_the_data_set_encoders():
+    stdout = run_command([sys.executable, os.path.join(SCRIPTS, "benchmark_inference.py"), "--rounds", "1",
+                          "--calls", "2", "--examples", "1000"])
+    for name in ("encoder network, eager", "encode(x).mean()", "reconstruct, as written",
+                 "tfvae.latents.encode_dataset", "vae.encoder.predict"):
+        (line,) = [line for line in stdout.splitlines() if line.startswith(name + " ")]
+        assert float(line.split()[-1]) > 0
 
 
 def test_benchmark_counts_the_matmul_flops_that_tensorflow_counts_in_the_step():

@@ -52,17 +52,20 @@ def load_images(source, split="train", data_dir=None, download=False):
     return _scale(read_idx(source))
 
 
-def pipeline(images, batch_size, shuffle=True, binarize=False, flatten=True, seed=0):
+def pipeline(images, batch_size, shuffle=True, binarize=False, flatten=True, seed=0, drop_remainder=False):
     """A `tf.data.Dataset` of image batches for `fit`, `evaluate` and `predict`.
 
     Args:
         images: float32 images in [0, 1], `[N, ...]`.
-        batch_size: examples per batch (the last batch may be smaller).
+        batch_size: examples per batch (the last batch may be smaller, unless `drop_remainder`).
         shuffle: reshuffle the examples every epoch.
         binarize: dynamic binarization: each pixel becomes 1 with probability equal to its value, drawn anew every
             epoch, as most MNIST VAE results use.
         flatten: one row per example (for MLPs) instead of images (for convolutional networks).
         seed: seeds the shuffling and the binarization.
+        drop_remainder: leave out the last batch of an epoch when it is smaller than `batch_size`, so that every
+            batch has the same static shape (XLA then compiles the train step once). With `shuffle` the examples left
+            out change from epoch to epoch.
 
     Returns:
         A prefetching `tf.data.Dataset` of float32 batches.
@@ -74,7 +77,7 @@ def pipeline(images, batch_size, shuffle=True, binarize=False, flatten=True, see
     dataset = tf.data.Dataset.range(len(images))
     if shuffle:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     dataset = dataset.map(lambda indices: tf.gather(images, indices), num_parallel_calls=tf.data.AUTOTUNE)
     if binarize:
         batch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)

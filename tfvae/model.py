@@ -5,9 +5,15 @@ import tensorflow as tf
 
 from tfvae import likelihoods, ops, validation
 from tfvae.distributions import DEFAULT_LOGVAR_RANGE
+from tfvae.eager import compiled_when_eager
 from tfvae.layers import DiagonalGaussianLambda
 
 _SEED_STATE_KEY = "seed_generator_state"
+# Train steps per call into TensorFlow unless `compile` is told otherwise. In one paired run of scripts/benchmark.py
+# (784-500-20, batch 100, a heavily loaded 2-core machine) `fit` on arrays trained 724 examples/s with 1 step per
+# call, 930 with 10, 1,197 with 30 and 1,467 with 100, the epochs' spreads overlapping from 10 on; 10, as
+# `tfvae train` uses, keeps callbacks (progress bar, NaN guard) close to every step.
+STEPS_PER_EXECUTION = 10
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
@@ -111,18 +117,22 @@ class VAE(keras.Model):
                 "'gaussian'), or choose the likelihood that matches it."
             )
 
+    @compiled_when_eager
     def encode(self, x, training=None):
         """q(z|x) as a `DiagonalGaussian`."""
         return self.posterior.distribution(self.encoder(x, training=training))
 
+    @compiled_when_eager
     def decode(self, z, training=None):
         """The likelihood's parameters for latents `z` (Bernoulli logits, or a Gaussian's `[mu, log sigma^2]`)."""
         return self.decoder(z, training=training)
 
+    @compiled_when_eager
     def generate(self, z):
         """E[x|z]: the likelihood's mean for latents `z` (probabilities for Bernoulli, `mu` for Gaussian)."""
         return self.likelihood.mean(self.decode(z))
 
+    @compiled_when_eager
     def reconstruct(self, x):
         """E[x|z] at the posterior mean `z = mu(x)`: the deterministic reconstruction."""
         return self.generate(self.encode(x).mode())
@@ -197,23 +207,51 @@ class VAE(keras.Model):
         self.reconstruction_tracker.update_state(reconstruction)
         return self.likelihood.mean(decoder_params)
 
-    def compile(self, optimizer="adam", jit_compile="auto", **kwargs):
-        """`keras.Model.compile`, where `jit_compile="auto"` means XLA unless a `tf.distribute` strategy is active.
+    def compile(self, optimizer="adam", jit_compile="auto", steps_per_execution="auto", **kwargs):
+        """`keras.Model.compile`, with defaults chosen for speed.
 
-        Keras' own "auto" turns XLA off on CPU-only machines. For this model XLA is faster on CPU too: in one run of
-        `scripts/benchmark.py` on 2 cores (784-500-20, batch 100) `fit` trained 8,205 examples/s with XLA against
-        7,760 without, and 11,440 with XLA and 10 steps per execution. Under a strategy XLA stays off, as Keras
-        requires there.
+        `jit_compile="auto"` means XLA unless a `tf.distribute` strategy is active. Keras' own "auto" turns XLA off
+        on CPU-only machines. For this model XLA is faster on CPU too: in one run of `scripts/benchmark.py` on 2
+        cores (784-500-20, batch 100) `fit` trained 8,205 examples/s with XLA against 7,760 without. Under a
+        strategy XLA stays off, as Keras requires there.
+
+        `steps_per_execution="auto"` runs `STEPS_PER_EXECUTION` train steps per call into TensorFlow instead of
+        Keras' one: the Python work of each call (callbacks, fetching the logs) is then paid once per
+        `STEPS_PER_EXECUTION` batches. Callbacks see the batches in groups: `on_train_batch_begin` and
+        `on_train_batch_end` run once per execution, with the index of its first and its last batch, so the progress
+        bar, `TensorBoard(update_freq=N)` and anything else counting batches move `STEPS_PER_EXECUTION` batches at a
+        time; the logs they get are those of the group's last step. Epoch-level callbacks see no difference, and an
+        epoch's last group may be shorter (its last batch too: it is counted with its own size). An int passed by
+        the caller wins (1 for per-batch callbacks).
         """
         if jit_compile == "auto":
             jit_compile = not tf.distribute.has_strategy()
-        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+        if steps_per_execution == "auto":
+            steps_per_execution = STEPS_PER_EXECUTION
+        super().compile(optimizer=optimizer, jit_compile=jit_compile, steps_per_execution=steps_per_execution,
+                        **kwargs)
+        if self.built:
+            # Keras skips its own build of the optimizer for a model built before `fit`: the optimizer would then
+            # create its slots while the train step is traced, and TensorFlow traces a function that created
+            # variables a second time, seconds more before the first step.
+            self.optimizer.build(self.trainable_variables)
 
     def compile_from_config(self, config):
         """Recompiles a loaded model (Keras skips models whose `compile` is overridden unless this is defined)."""
         self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
+
+    def make_test_function(self, force=False):
+        """Keras' test function (validation in `fit`, and `evaluate`), as a TensorFlow graph even when XLA is on.
+
+        XLA compiles anew for every batch size, and a validation split rarely divides into whole batches: its last
+        batch cost a second compilation, seconds in the first epoch. A graph runs batches of any size from one trace.
+        """
+        jit_compile = self.jit_compile
+        self.jit_compile = False
+        try:
+            return super().make_test_function(force)
+        finally:
+            self.jit_compile = jit_compile
 
     def train_step(self, data):
         return self._reducible_across_workers(super().train_step(data))

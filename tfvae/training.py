@@ -184,12 +184,17 @@ def _run(config, strategy, chief):
     run_dir = config.output_dir
     config.to_json(os.path.join(run_dir, "config.json"))
 
-    def batches(images, shuffle):
-        return data.pipeline(images, config.batch_size, shuffle, config.binarize, flatten, config.seed)
+    def batches(images, training):
+        # Training batches all have batch_size examples (a static shape: the train step compiles once); the
+        # examples of a last partial batch are left out of that epoch, and shuffling leaves out others the next.
+        # A training split smaller than one batch is one batch. Validation keeps every example.
+        drop_remainder = training and len(images) >= config.batch_size
+        return data.pipeline(images, config.batch_size, training, config.binarize, flatten, config.seed,
+                             drop_remainder=drop_remainder)
 
     history = model.fit(
-        batches(train_images, shuffle=True),
-        validation_data=None if validation_images is None else batches(validation_images, shuffle=False),
+        batches(train_images, training=True),
+        validation_data=None if validation_images is None else batches(validation_images, training=False),
         epochs=config.epochs,
         shuffle=False,  # the pipeline shuffles
         callbacks=make_callbacks(config, inputs, image_shape=train_images.shape[1:]),

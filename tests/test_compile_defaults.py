@@ -1,0 +1,84 @@
+"""`VAE.compile`'s speed defaults, validation as one graph, and static training batches in `tfvae train`."""
+
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+
+from tfvae import VAE, data, networks, training
+from tfvae.model import STEPS_PER_EXECUTION
+
+DATA_SIZE, LATENT_SIZE, HIDDEN = 16, 3, 8
+
+
+def make_vae():
+    keras.utils.set_random_seed(0)
+    return VAE(networks.gaussian_mlp_encoder(DATA_SIZE, LATENT_SIZE, HIDDEN),
+               networks.bernoulli_mlp_decoder(LATENT_SIZE, DATA_SIZE, HIDDEN), seed=0)
+
+
+def binary(rng, count):
+    return (rng.random((count, DATA_SIZE)) < 0.3).astype(np.float32)
+
+
+def test_compile_runs_several_steps_per_execution_unless_told_otherwise(tmp_path):
+    model = make_vae()
+    model.compile(keras.optimizers.Adam(1e-3))
+    assert STEPS_PER_EXECUTION > 1 and model.steps_per_execution == STEPS_PER_EXECUTION
+    model.save(tmp_path / "default.keras")
+    assert keras.models.load_model(tmp_path / "default.keras").steps_per_execution == STEPS_PER_EXECUTION
+    model.compile(keras.optimizers.Adam(1e-3), steps_per_execution=1)
+    assert model.steps_per_execution == 1
+    model.save(tmp_path / "one.keras")
+    assert keras.models.load_model(tmp_path / "one.keras").steps_per_execution == 1
+
+
+class CountingVAE(VAE):
+    """Counts the Python runs of `train_step`: one per trace."""
+
+    traces = 0
+
+    def train_step(self, data):
+        CountingVAE.traces += 1
+        return super().train_step(data)
+
+
+def test_the_train_step_is_traced_once(rng):
+    keras.utils.set_random_seed(0)
+    model = CountingVAE(networks.gaussian_mlp_encoder(DATA_SIZE, LATENT_SIZE, HIDDEN),
+                        networks.bernoulli_mlp_decoder(LATENT_SIZE, DATA_SIZE, HIDDEN), seed=0)
+    model.compile(keras.optimizers.Adam(1e-3))
+    model.fit(binary(rng, 250), batch_size=100, epochs=2, verbose=0)
+    assert CountingVAE.traces == 1, "the optimizer's slots exist before the trace, which therefore runs once"
+
+
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
+def test_a_last_partial_batch_counts_with_its_own_size(rng, jit_compile):
+    """250 examples in batches of 100: three steps in one execution, the KL metric the mean over all 250."""
+    x, validation = binary(rng, 250), binary(rng, 130)
+    model = make_vae()
+    model.compile(keras.optimizers.SGD(0.0), jit_compile=jit_compile)  # the weights stay, so the KL is known
+    history = model.fit(x, batch_size=100, epochs=1, shuffle=False, validation_data=(validation,), verbose=0).history
+    assert int(model.optimizer.iterations) == 3
+    np.testing.assert_allclose(history["kl"][0], np.mean(model.encode(x).kl()), rtol=1e-5)
+    np.testing.assert_allclose(history["val_kl"][0], np.mean(model.encode(validation).kl()), rtol=1e-5)
+    assert model.jit_compile == jit_compile, "validation runs as a graph without changing the train step"
+
+
+def test_training_batches_have_one_static_size(tmp_path, rng):
+    images = rng.random((50, 4, 4, 1)).astype(np.float32)
+    dataset = data.pipeline(images, batch_size=16, drop_remainder=True)
+    assert dataset.element_spec.shape.as_list() == [16, 16]
+    assert [len(batch) for batch in dataset] == [16, 16, 16]
+    assert data.pipeline(images, batch_size=16).element_spec.shape.as_list() == [None, 16]
+
+    np.save(tmp_path / "images.npy", images)
+    config = training.TrainConfig(dataset=str(tmp_path / "images.npy"), epochs=1, batch_size=16, latent_size=2,
+                                  hidden_units=8, validation_split=0.2, output_dir=str(tmp_path / "run"),
+                                  export_root=str(tmp_path / "exports"), jit_compile="off", verbose=0)
+    model, history, _ = training.train(config)
+    assert int(model.optimizer.iterations) == 2, "40 training examples make 2 batches of 16; the last 8 wait"
+    assert np.isfinite(history.history["val_elbo"][0]), "the 10 validation examples are one partial batch"
+    small, _, _ = training.train(dataclasses.replace(config, batch_size=64, output_dir=str(tmp_path / "small")))
+    assert int(small.optimizer.iterations) == 1, "a training split smaller than a batch is one batch"
