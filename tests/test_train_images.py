@@ -57,8 +57,9 @@ def test_a_mixed_folder_trains_exports_and_shows_colour_pictures(trained):
     assert (np.abs(pictures[..., 0] - pictures[..., 2]) > 60).sum() > 100, "the RGB inputs are shown in colour"
     shapes = []
     for path in glob.glob(str(run_dir / "tensorboard" / "images" / "events.*")):
-        for event in tf.compat.v1.train.summary_iterator(path):
-            shapes += [tf.io.decode_png(value.image.encoded_image_string).shape for value in event.summary.value
+        for event in map(tf.compat.v1.Event.FromString, tf.data.TFRecordDataset(path).as_numpy_iterator()):
+            # A TF2 image summary is a tensor of strings: width, height, then the PNG.
+            shapes += [tf.io.decode_png(tf.make_ndarray(value.tensor)[2]).shape for value in event.summary.value
                        if value.tag == "reconstructions"]
     assert shapes and all(shape[-1] == 3 for shape in shapes)
 
