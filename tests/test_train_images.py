@@ -14,6 +14,7 @@ from helpers import run_command
 from PIL import Image
 
 from tfvae import cli
+from tfvae.training import TrainConfig
 
 TFVAE = os.path.join(os.path.dirname(sys.executable), "tfvae")
 FLAGS = ("--image-size", "32", "--model", "conv", "--latent-size", "2", "--epochs", "2", "--batch-size", "8",
@@ -85,3 +86,14 @@ def test_a_corrupt_image_stops_the_run_with_its_name_and_skipping_gets_past_it(f
     assert skipped.returncode == 0, skipped.stderr[-3000:]
     assert f"Skipped 1 bad image(s) that could not be decoded: {broken / '05.png'}." in skipped.stdout
     run_command([TFVAE, "export", str(tmp_path / "skipped" / "model.keras"), "--model-dir", str(tmp_path / "e")])
+
+
+def test_the_data_flags_are_train_config_fields():
+    args = cli._build_parser({}).parse_args(["train", "--image-size", "64x48", "--channels", "3", "--cache", "none",
+                                             "--image-key", "jpeg", "--skip-bad-images"])
+    assert (args.image_size, args.channels, args.cache, args.image_key, args.skip_bad_images) == (
+        "64x48", 3, "none", "jpeg", True)
+    with pytest.raises(ValueError, match="HEIGHTxWIDTH"):
+        TrainConfig(image_size="64x")
+    with pytest.raises(ValueError, match="channels must be 1 or 3"):
+        TrainConfig(channels=4)

@@ -176,8 +176,7 @@ class _Options:
     def __init__(self, image_size=None, channels=None, image_key=None, cache="auto", skip_bad_images=False,
                  data_dir=None, download=False):
         self.image_size = pipeline.parse_image_size(image_size)
-        if channels not in (None, 1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {channels!r}.")
+        pipeline.check_channels(channels)
         self.channels, self.image_key, self.cache = channels, image_key, cache
         self.skip_bad_images, self.data_dir, self.download = skip_bad_images, data_dir, download
 

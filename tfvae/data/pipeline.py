@@ -190,6 +190,12 @@ def parse_image_size(value):
     return (int(sides[0]), int(sides[-1]))
 
 
+def check_channels(value):
+    """Raises `ValueError` unless `value` is None, 1 (grayscale) or 3 (RGB)."""
+    if value not in (None, 1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {value!r}.")
+
+
 def raise_data_errors(error):
     """Raises the `DataError` that a pipeline check put into `error` (an op error from iterating), if any."""
     match = _ERROR_PATTERN.search(str(error))
