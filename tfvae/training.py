@@ -39,6 +39,7 @@ class ConfigError(ValueError):
 
 class TrainingInterrupted(KeyboardInterrupt):
     """Training stopped by Ctrl-C (SIGINT); the run directory keeps what resuming needs."""
+SUMMARY_EXAMPLES = 8
 
 
 @dataclasses.dataclass
@@ -58,6 +59,11 @@ class TrainConfig:
     dataset: str = "frey_face"
     data_dir: str = None
     download: bool = False
+    image_size: str = None
+    channels: int = None
+    image_key: str = None
+    cache: str = "auto"
+    skip_bad_images: bool = False
     model: str = "mlp"
     likelihood: str = None
     binarize: bool = False
@@ -101,6 +107,8 @@ class TrainConfig:
                 raise ValueError(f"{field} must be at least 1, got {getattr(self, field)}.")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}.")
+        data.parse_image_size(self.image_size)
+        data.check_channels(self.channels)
         if not 0 <= self.validation_split < 1:
             raise ValueError(f"validation_split must be in [0, 1), got {self.validation_split}.")
 
@@ -173,9 +181,11 @@ def _run(config, strategy, chief):
     train_images, validation_images = load_training_images(config)
     flatten = config.model == "mlp"
     examples = {"train": train_images, "validation": validation_images}
-    inputs = {name: _as_inputs(images, flatten) for name, images in examples.items() if images is not None}
+    shown = DIAGNOSTIC_EXAMPLES if config.tensorboard else SUMMARY_EXAMPLES
+    inputs = {name: _as_inputs(images.take(shown), flatten) for name, images in examples.items() if images is not None}
+    image_shape = train_images.image_shape
     with strategy.scope():
-        model = build_model(config, train_images.shape[1:])
+        model = build_model(config, image_shape)
         model.compile(
             optimizer=keras.optimizers.Adam(config.learning_rate),
             jit_compile={"auto": "auto", "on": True, "off": False}[config.jit_compile],
@@ -188,21 +198,22 @@ def _run(config, strategy, chief):
         # Training batches all have batch_size examples (a static shape: the train step compiles once); the
         # examples of a last partial batch are left out of that epoch, and shuffling leaves out others the next.
         # A training split smaller than one batch is one batch. Validation keeps every example.
-        drop_remainder = training and len(images) >= config.batch_size
-        return data.pipeline(images, config.batch_size, training, config.binarize, flatten, config.seed,
-                             drop_remainder=drop_remainder)
+        drop_remainder = training and images.count >= config.batch_size
+        return images.batches(config.batch_size, training, config.binarize, flatten, config.seed, drop_remainder)
 
-    history = model.fit(
-        batches(train_images, training=True),
-        validation_data=None if validation_images is None else batches(validation_images, training=False),
-        epochs=config.epochs,
-        shuffle=False,  # the pipeline shuffles
-        callbacks=make_callbacks(config, inputs, image_shape=train_images.shape[1:]),
-        verbose=config.verbose,
-    )
+    with data.raising_data_errors():
+        history = model.fit(
+            batches(train_images, training=True),
+            validation_data=None if validation_images is None else batches(validation_images, training=False),
+            epochs=config.epochs,
+            shuffle=False,  # the pipeline shuffles
+            callbacks=make_callbacks(config, inputs, image_shape=image_shape),
+            verbose=config.verbose,
+        )
+    _report_skipped(train_images, validation_images)
     history.history = read_history(os.path.join(run_dir, "history.csv"))
     saving.save_atomically(model.save, os.path.join(run_dir, "model.keras"))
-    save_summary(model, history.history, inputs.get("validation", inputs["train"]), train_images.shape[1:],
+    save_summary(model, history.history, inputs.get("validation", inputs["train"]), image_shape,
                  os.path.join(run_dir, "summary.png"))
     export_path = _export(model, config) if chief else None
     return model, history, export_path
@@ -240,17 +251,12 @@ def read_history(path):
 
 
 def load_training_images(config):
-    """The training images and the validation images (None when `validation_split` is 0).
-
-    The validation images are a fixed fraction of the training split, chosen by a permutation seeded with
-    `config.seed`.
-    """
-    images = data.load_images(config.dataset, "train", config.data_dir, config.download)
-    if not config.validation_split:
-        return images, None
-    order = np.random.default_rng(config.seed).permutation(len(images))
-    count = max(1, int(round(config.validation_split * len(images))))
-    return images[order[count:]], images[order[:count]]
+    """The training and validation image sets of `config` (validation None when `validation_split` is 0); see
+    `data.open_training_images` for how the validation part is chosen."""
+    return data.open_training_images(
+        config.dataset, config.validation_split, config.seed, image_size=config.image_size, channels=config.channels,
+        image_key=config.image_key, cache=config.cache, skip_bad_images=config.skip_bad_images,
+        data_dir=config.data_dir, download=config.download)
 
 
 def build_model(config, image_shape):
@@ -313,6 +319,13 @@ def save_summary(model, history, examples, image_shape, path):
     images = [visualize.as_images(values, image_shape)
               for values in (examples[:8], model.reconstruct(examples[:8]), model.generate(noise))]
     visualize.save_run_summary(path, history, *images)
+
+
+def _report_skipped(*image_sets):
+    skipped = sorted(set().union(*(images.skipped for images in image_sets if images is not None)))
+    if skipped:
+        print(f"Skipped {len(skipped)} bad image(s) that could not be decoded: {', '.join(skipped[:5])}"
+              + (", ..." if len(skipped) > 5 else "") + ".")
 
 
 def _as_inputs(images, flatten):
