@@ -80,7 +80,8 @@ def test_patch_discriminator_has_taming_transformers_shapes(size, num_layers, pa
     assert logits.shape == (2, patches, patches, 1)
     assert discriminator.compute_output_shape((2, size, size, 3)) == (2, patches, patches, 1)
     widths = [3] + [8 * min(2**index, 8) for index in range(num_layers + 1)]
-    kernels = sum(16 * inputs * outputs for inputs, outputs in zip(widths, widths[1:], strict=True)) + 16 * widths[-1]
+    pairs = zip(widths[:-1], widths[1:], strict=True)
+    kernels = sum(16 * inputs * outputs for inputs, outputs in pairs) + 16 * widths[-1]
     biases = widths[1] + 1  # the first and the last convolutions
     batch_norm = 2 * sum(widths[2:])
     assert discriminator.count_params() == kernels + biases + 2 * batch_norm  # gamma, beta; moving mean, variance
