@@ -1,5 +1,7 @@
 """`AutoencoderKLTrainer`: its XLA train step against the objective's gradients worked out by hand, saving, resuming."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -40,7 +42,7 @@ def tiny_autoencoder():
     return TinyAutoencoder()
 
 
-def make_trainer(discriminator_start=0, seed=3, learning_rate=0.1):
+def make_trainer(discriminator_start=0, seed=3, optimizer=keras.optimizers.SGD, learning_rate=0.1, jit_compile=True):
     keras.utils.set_random_seed(seed)
     trainer = AutoencoderKLTrainer(
         tiny_autoencoder(),
@@ -49,7 +51,7 @@ def make_trainer(discriminator_start=0, seed=3, learning_rate=0.1):
         seed=seed,
     )
     trainer.build((None, *SHAPE))
-    trainer.compile(keras.optimizers.SGD(learning_rate), keras.optimizers.SGD(learning_rate), jit_compile=True)
+    trainer.compile(optimizer(learning_rate), optimizer(learning_rate), jit_compile=jit_compile)
     return trainer
 
 
@@ -96,3 +98,43 @@ def test_xla_steps_update_both_networks_as_the_objective_says(rng):
             np.testing.assert_allclose(variable.numpy(), value, rtol=1e-3, atol=1e-5, err_msg=variable.path)
     assert float(trainer.objective.logvar) != 0.0, "the log-variance learns"
     assert int(trainer.optimizer.iterations) == int(trainer.discriminator_optimizer.iterations) == 2
+
+
+class Interrupt(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+
+class StateAtEpochBegin(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.state = [variable.numpy() for variable in state_of(self.model)]
+
+
+def state_of(trainer):
+    return [*trainer.weights, *trainer.optimizer.variables, *trainer.discriminator_optimizer.variables]
+
+
+def test_backup_and_restore_resumes_both_optimizers_and_the_trainer_saves_as_keras(tmp_path, rng):
+    """Without XLA, to keep the test short: the step is the same function."""
+    x = rng.random((8, *SHAPE)).astype(np.float32)
+    interrupted = make_trainer(optimizer=keras.optimizers.Adam, learning_rate=1e-3, jit_compile=False)
+    backup = str(tmp_path / "backup")
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(x, batch_size=4, epochs=2, verbose=0,
+                        callbacks=[keras.callbacks.BackupAndRestore(backup), Interrupt()])
+    resumed = make_trainer(optimizer=keras.optimizers.Adam, learning_rate=1e-3, jit_compile=False)
+    seen = StateAtEpochBegin()
+    history = resumed.fit(x, batch_size=4, epochs=2, verbose=0,
+                          callbacks=[keras.callbacks.BackupAndRestore(backup), seen])
+    assert history.epoch == [1]
+    for restored, saved in zip(seen.state, state_of(interrupted), strict=True):
+        np.testing.assert_array_equal(restored, saved.numpy(), err_msg=saved.path)
+    assert int(resumed.optimizer.iterations) == int(resumed.discriminator_optimizer.iterations) == 4
+
+    resumed.save(tmp_path / "trainer.keras")
+    loaded = keras.models.load_model(tmp_path / "trainer.keras", safe_mode=True)
+    assert json.dumps(loaded.get_config()) == json.dumps(resumed.get_config())
+    for restored, saved in zip(state_of(loaded), state_of(resumed), strict=True):
+        np.testing.assert_array_equal(restored.numpy(), saved.numpy(), err_msg=saved.path)
+    np.testing.assert_allclose(loaded.reconstruct(x[:2]), resumed.reconstruct(x[:2]), atol=1e-6)
