@@ -1,6 +1,9 @@
-"""Latent diffusion's KL autoencoder: the architecture, its training objective and the trainer that applies it."""
+"""Latent diffusion's KL autoencoder (`AutoencoderKL`): its blocks, the model, its weights files, tiling, and the
+training objective with the trainer that applies it."""
 
+from tfvae.autoencoder_kl.model import AutoencoderKL
 from tfvae.autoencoder_kl.objective import LatentDiffusionLoss, PatchDiscriminator
 from tfvae.autoencoder_kl.trainer import AutoencoderKLTrainer
+from tfvae.autoencoder_kl.weights import WeightsError
 
-__all__ = ["AutoencoderKLTrainer", "LatentDiffusionLoss", "PatchDiscriminator"]
+__all__ = ["AutoencoderKL", "AutoencoderKLTrainer", "LatentDiffusionLoss", "PatchDiscriminator", "WeightsError"]

@@ -1,0 +1,253 @@
+"""`AutoencoderKL`: latent diffusion's KL-regularised autoencoder as a `keras.Model`, with diffusers' config names."""
+
+import keras
+import tensorflow as tf
+
+from tfvae.autoencoder_kl import tiling, weights
+from tfvae.autoencoder_kl.blocks import Decoder, Encoder
+from tfvae.distributions import DEFAULT_LOGVAR_RANGE
+from tfvae.layers import DiagonalGaussianLambda
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class AutoencoderKL(keras.Model):
+    """The KL autoencoder of latent diffusion (Rombach et al. 2022, "High-Resolution Image Synthesis with Latent
+    Diffusion Models"), the VAE of Stable Diffusion, channels last (NHWC).
+
+    The data path: `x -> Encoder -> quant_conv -> [mu, log sigma^2] -> DiagonalGaussianLambda -> q(z|x) -> z ->
+    post_quant_conv -> Decoder -> images`. With `f = 2 ** (len(block_out_channels) - 1)` the latents are
+    `[n, h / f, w / f, latent_channels]`. The architecture and the argument names are diffusers' `AutoencoderKL`
+    (its `down_block_types` / `up_block_types` are always `DownEncoderBlock2D` / `UpDecoderBlock2D` here, and the
+    activation is SiLU); the defaults are diffusers' defaults, so a `config.json` means the same here. Stable
+    Diffusion 1.x/2.x use `block_out_channels=(128, 256, 512, 512)`, `layers_per_block=2` (f = 8).
+
+    Latents are unscaled, as in diffusers: `encode(x).sample()` and `decode(z)` work on `z`. A diffusion model works
+    on `scale_latents(z) = (z - shift_factor) * scaling_factor`; `unscale_latents` inverts it. The exported
+    SavedModel's `encode` and `decode` signatures apply them (see `tfvae.autoencoder_kl.serving`).
+
+    Under a mixed-precision policy the GroupNorm statistics, the attention's softmax and the distribution are
+    float32; `decode` and `call` return the policy's compute dtype.
+
+    Args:
+        in_channels: the channels of the input images.
+        out_channels: the channels of the decoded images.
+        block_out_channels: the channels of each resolution, finest first; its length sets `f`.
+        layers_per_block: the ResNet blocks of each encoder resolution (the decoder has one more).
+        latent_channels: the channels of `z`.
+        norm_num_groups: the GroupNorm groups; every entry of `block_out_channels` must be divisible by it.
+        scaling_factor: the `scaling_factor` of `scale_latents`.
+        shift_factor: the `shift_factor` of `scale_latents`; None for 0.
+        use_quant_conv: whether a 1x1 convolution maps the encoder's output to the moments.
+        use_post_quant_conv: whether a 1x1 convolution maps `z` to the decoder's input.
+        mid_block_add_attention: whether the encoder's and decoder's mid blocks have their attention block.
+        logvar_range: the clamp of the posterior's log-variance (latent-diffusion's `(-30, 20)`).
+        seed: an int for the noise of `call(..., sample_posterior=True)` and of the exported `encode`, or None.
+        **kwargs: passed to `keras.Model` (`name`, `dtype`, ...).
+
+    Example:
+
+    ```python
+    import numpy as np
+    import tfvae
+
+    model = tfvae.AutoencoderKL(block_out_channels=(8, 16), norm_num_groups=4)
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 16, 16, 3)).astype("float32")
+    posterior = model.encode(images)  # q(z|x), a tfvae.DiagonalGaussian over [2, 8, 8, 4]
+    reconstruction = model.decode(posterior.mode())  # [2, 16, 16, 3]
+    latents = model.scale_latents(posterior.sample(seed=1))  # what a diffusion model sees
+    ```
+    """
+
+    def __init__(
+        self,
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=(64,),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=32,
+        scaling_factor=0.18215,
+        shift_factor=None,
+        use_quant_conv=True,
+        use_post_quant_conv=True,
+        mid_block_add_attention=True,
+        logvar_range=DEFAULT_LOGVAR_RANGE,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
+        self.block_out_channels = tuple(int(channels) for channels in block_out_channels)
+        self.layers_per_block = int(layers_per_block)
+        self.latent_channels = int(latent_channels)
+        self.norm_num_groups = int(norm_num_groups)
+        self.scaling_factor = float(scaling_factor)
+        self.shift_factor = None if shift_factor is None else float(shift_factor)
+        self.use_quant_conv = bool(use_quant_conv)
+        self.use_post_quant_conv = bool(use_post_quant_conv)
+        self.mid_block_add_attention = bool(mid_block_add_attention)
+        self.seed = seed
+        _check_channels(self.block_out_channels, self.norm_num_groups)
+        self.encoder = Encoder(
+            self.block_out_channels,
+            self.layers_per_block,
+            self.latent_channels,
+            self.norm_num_groups,
+            self.mid_block_add_attention,
+            dtype=self.dtype_policy,
+            name="encoder",
+        )
+        self.decoder = Decoder(
+            self.block_out_channels,
+            self.layers_per_block,
+            self.out_channels,
+            self.norm_num_groups,
+            self.mid_block_add_attention,
+            dtype=self.dtype_policy,
+            name="decoder",
+        )
+        self.quant_conv = self._pointwise_conv(2 * self.latent_channels, "quant_conv", self.use_quant_conv)
+        self.post_quant_conv = self._pointwise_conv(self.latent_channels, "post_quant_conv", self.use_post_quant_conv)
+        self.posterior = DiagonalGaussianLambda(logvar_range, dtype="float32", name="posterior")
+        self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
+        self.build((None, None, None, self.in_channels))
+
+    def _pointwise_conv(self, filters, name, enabled):
+        if not enabled:
+            return keras.layers.Identity(dtype=self.dtype_policy, name=name)
+        return keras.layers.Conv2D(filters, 1, dtype=self.dtype_policy, name=name)
+
+    @property
+    def downsampling_factor(self):
+        """`f`: how many image pixels one latent pixel spans along height and along width."""
+        return 2 ** (len(self.block_out_channels) - 1)
+
+    def build(self, input_shape):
+        """Builds every layer from `input_shape` `[n, h, w, in_channels]` (h and w may be None)."""
+        self.encoder.build(input_shape)
+        moments_shape = self.encoder.compute_output_shape(input_shape)
+        self.quant_conv.build(moments_shape)
+        latent_shape = (*moments_shape[:-1], self.latent_channels)
+        self.post_quant_conv.build(latent_shape)
+        self.decoder.build(latent_shape)
+
+    def encode(self, x, training=None):
+        """q(z|x): a `tfvae.DiagonalGaussian` over `[n, h / f, w / f, latent_channels]`.
+
+        Args:
+            x: images `[n, h, w, in_channels]`, `h` and `w` divisible by `f` (diffusers' models expect [-1, 1]).
+            training: passed to the layers.
+        """
+        return self._posterior(self.encode_moments(x, training=training))
+
+    def encode_moments(self, x, training=None):
+        """The concatenated `[mu, log sigma^2]`, `[n, h / f, w / f, 2 * latent_channels]`, before the clamp."""
+        return self.quant_conv(self.encoder(x, training=training))
+
+    def _posterior(self, moments):
+        """q(z|x) from the moments, through the `DiagonalGaussianLambda` (clamp of log sigma^2, sample, mode, kl)."""
+        return self.posterior(moments)
+
+    def decode(self, z, training=None):
+        """Images `[n, f h, f w, out_channels]` from unscaled latents `z` `[n, h, w, latent_channels]`."""
+        return self.decoder(self.post_quant_conv(z), training=training)
+
+    def call(self, x, training=None, sample_posterior=False):
+        """The reconstruction `decode(z)`, with `z` the posterior's mode (its mean) or, if `sample_posterior`, one
+        draw `z = mu + sigma * epsilon` from the model's seed generator (diffusers' `forward`)."""
+        posterior = self.encode(x, training=training)
+        z = posterior.sample(seed=self.next_seed()) if sample_posterior else posterior.mode()
+        return self.decode(z, training=training)
+
+    def scale_latents(self, z):
+        """`(z - shift_factor) * scaling_factor`: unscaled latents to the latents a diffusion model works on."""
+        return (z - (self.shift_factor or 0.0)) * self.scaling_factor
+
+    def unscale_latents(self, latents):
+        """`latents / scaling_factor + shift_factor`: the inverse of `scale_latents`, before `decode`."""
+        return latents / self.scaling_factor + (self.shift_factor or 0.0)
+
+    def tiled_encode(self, x, tile_size=512, overlap=0.25):
+        """q(z|x) for images too large for one pass: the encoder runs on overlapping tiles whose moments are
+        blended linearly across the overlaps (as diffusers' `tiled_encode`).
+
+        Every tile is normalized on its own (GroupNorm statistics and attention span a tile, not the image), so the
+        result differs from `encode` where the image has more than one tile; see `tfvae.autoencoder_kl.tiling`.
+
+        Args:
+            x: images `[n, h, w, in_channels]`, `h` and `w` divisible by `f`.
+            tile_size: the side of a tile in image pixels, divisible by `f`.
+            overlap: the fraction of a tile shared with its neighbour, in [0, 1).
+        """
+        latent_tile, blend = tiling.tile_geometry(tile_size, overlap, self.downsampling_factor)
+        moments = tiling.map_tiles(
+            self.encode_moments, x, latent_tile, blend, input_scale=self.downsampling_factor, output_scale=1
+        )
+        return self._posterior(moments)
+
+    def tiled_decode(self, z, tile_size=512, overlap=0.25):
+        """`decode` for latents too large for one pass: overlapping tiles of `z`, decoded one at a time, blended
+        linearly across the overlaps (as diffusers' `tiled_decode`); float32 images.
+
+        Args:
+            z: unscaled latents `[n, h, w, latent_channels]`.
+            tile_size: the side of a decoded tile in image pixels, divisible by `f`.
+            overlap: the fraction of a tile shared with its neighbour, in [0, 1).
+        """
+        latent_tile, blend = tiling.tile_geometry(tile_size, overlap, self.downsampling_factor)
+        return tiling.map_tiles(
+            self.decode, z, latent_tile, blend, input_scale=1, output_scale=self.downsampling_factor
+        )
+
+    def next_seed(self):
+        """The next int32[2] seed of the model's seed generator, for TFP's `sample(seed=...)`."""
+        return tf.cast(self.seed_generator.next(), tf.int32)
+
+    @classmethod
+    def from_pretrained(cls, path, **config):
+        """An `AutoencoderKL` with the weights of a diffusers folder or of one latent-diffusion `.safetensors` file.
+
+        Args:
+            path: a folder holding diffusers' `config.json` and `diffusion_pytorch_model.safetensors`, or one
+                `.safetensors` file in either diffusers' or the original latent-diffusion key layout (as Stable
+                Diffusion 1.x/2.x VAE files ship, optionally inside a whole checkpoint under `first_stage_model.`).
+            **config: constructor arguments; they override the folder's `config.json`. For a single file,
+                arguments not given are read from the tensors' shapes where the shapes tell them (`in_channels`,
+                `out_channels`, `block_out_channels`, `layers_per_block`, `latent_channels`, `use_quant_conv`,
+                `use_post_quant_conv`, `mid_block_add_attention`), else diffusers' defaults (`norm_num_groups=32`,
+                `scaling_factor=0.18215`, ...).
+
+        Raises:
+            weights.WeightsError: for a missing file, and for missing, unexpected or mis-shaped tensors (named).
+        """
+        return weights.load_pretrained(cls, path, **config)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "block_out_channels": list(self.block_out_channels),
+            "layers_per_block": self.layers_per_block,
+            "latent_channels": self.latent_channels,
+            "norm_num_groups": self.norm_num_groups,
+            "scaling_factor": self.scaling_factor,
+            "shift_factor": self.shift_factor,
+            "use_quant_conv": self.use_quant_conv,
+            "use_post_quant_conv": self.use_post_quant_conv,
+            "mid_block_add_attention": self.mid_block_add_attention,
+            "logvar_range": list(self.posterior.logvar_range),
+            "seed": self.seed,
+        }
+
+
+def _check_channels(block_out_channels, norm_num_groups):
+    if not block_out_channels:
+        raise ValueError("block_out_channels needs at least one entry, e.g. (128, 256, 512, 512).")
+    indivisible = [channels for channels in block_out_channels if channels % norm_num_groups]
+    if indivisible:
+        raise ValueError(
+            f"Every entry of block_out_channels must be divisible by norm_num_groups={norm_num_groups}; "
+            f"{indivisible} are not. Choose norm_num_groups among the common divisors."
+        )

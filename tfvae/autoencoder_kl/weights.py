@@ -1,0 +1,304 @@
+"""The weights people have for an `AutoencoderKL`: diffusers folders and latent-diffusion `.safetensors` files.
+
+Two key layouts name the same tensors:
+
+| diffusers (`diffusion_pytorch_model.safetensors`) | latent-diffusion (Stable Diffusion 1.x/2.x VAE files) |
+|---|---|
+| `encoder.down_blocks.{i}.resnets.{j}.conv_shortcut` | `encoder.down.{i}.block.{j}.nin_shortcut` |
+| `encoder.down_blocks.{i}.downsamplers.0.conv` | `encoder.down.{i}.downsample.conv` |
+| `{encoder,decoder}.mid_block.resnets.{0,1}` | `{encoder,decoder}.mid.block_{1,2}` |
+| `{encoder,decoder}.mid_block.attentions.0` | `{encoder,decoder}.mid.attn_1` |
+| `...attentions.0.{group_norm,to_q,to_k,to_v,to_out.0}` (Linear) | `...attn_1.{norm,q,k,v,proj_out}` (1x1 conv) |
+| `decoder.up_blocks.{i}` | `decoder.up.{n - 1 - i}` (numbered from the coarsest) |
+| `{encoder,decoder}.conv_norm_out` | `{encoder,decoder}.norm_out` |
+
+Older diffusers files name the attention `query`, `key`, `value`, `proj_attn`; both are read. Tensors are PyTorch's
+(convolutions `[out, in, kh, kw]`, linear `[out, in]`) and are transposed to Keras' channels-last kernels. Files are
+read with safetensors' NumPy API: no PyTorch is involved.
+"""
+
+import json
+import os
+import re
+
+import keras
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
+# Prefixes under which whole latent-diffusion checkpoints keep their autoencoder.
+CHECKPOINT_PREFIXES = ("first_stage_model.", "vae.")
+# The config.json entries that are constructor arguments of AutoencoderKL.
+CONFIG_ARGUMENTS = (
+    "in_channels",
+    "out_channels",
+    "block_out_channels",
+    "layers_per_block",
+    "latent_channels",
+    "norm_num_groups",
+    "scaling_factor",
+    "shift_factor",
+    "use_quant_conv",
+    "use_post_quant_conv",
+    "mid_block_add_attention",
+)
+_LDM_RENAMES = (
+    (r"\.mid\.block_([12])\.", lambda match: f".mid_block.resnets.{int(match.group(1)) - 1}."),
+    (r"\.mid\.attn_1\.", ".mid_block.attentions.0."),
+    (r"^encoder\.down\.(\d+)\.block\.", r"encoder.down_blocks.\1.resnets."),
+    (r"^encoder\.down\.(\d+)\.downsample\.", r"encoder.down_blocks.\1.downsamplers.0."),
+    (r"\.nin_shortcut\.", ".conv_shortcut."),
+    (r"\.norm_out\.", ".conv_norm_out."),
+)
+_ATTENTION_RENAMES = {
+    "norm": "group_norm",
+    "q": "to_q",
+    "k": "to_k",
+    "v": "to_v",
+    "proj_out": "to_out.0",
+    "query": "to_q",
+    "key": "to_k",
+    "value": "to_v",
+    "proj_attn": "to_out.0",
+}
+
+
+class WeightsError(ValueError):
+    """A weights file or folder that does not fit the model: missing, unreadable, or with the wrong tensors."""
+
+
+def load_pretrained(cls, path, **config):
+    """`cls(**config)` with the weights at `path`; see `AutoencoderKL.from_pretrained`."""
+    if os.path.isdir(path):
+        config = {**read_config(os.path.join(path, CONFIG_NAME)), **config}
+        weights_path = os.path.join(path, WEIGHTS_NAME)
+        tensors = to_diffusers_layout(read_tensors(weights_path))
+    else:
+        weights_path = path
+        tensors = to_diffusers_layout(read_tensors(weights_path))
+        config = {**infer_config(tensors), **config}
+    model = cls(**config)
+    assign(model, tensors, weights_path)
+    return model
+
+
+def read_config(path):
+    """The constructor arguments in diffusers' `config.json` at `path` (entries for other purposes are ignored).
+
+    Raises:
+        WeightsError: when the file is missing or describes another architecture.
+    """
+    if not os.path.isfile(path):
+        raise WeightsError(
+            f"{path} is missing: a diffusers folder holds config.json beside {WEIGHTS_NAME}. Pass the .safetensors "
+            "file itself to read the configuration from its tensors."
+        )
+    with open(path) as file:
+        config = json.load(file)
+    class_name = config.get("_class_name", "AutoencoderKL")
+    blocks = {"down_block_types": "DownEncoderBlock2D", "up_block_types": "UpDecoderBlock2D"}
+    unsupported = [
+        f"{key}={config[key]}"
+        for key, block in blocks.items()
+        if key in config and any(entry != block for entry in config[key])
+    ]
+    if class_name != "AutoencoderKL" or config.get("act_fn", "silu") != "silu" or unsupported:
+        raise WeightsError(
+            f"{path} describes a {class_name} with act_fn={config.get('act_fn', 'silu')} {' '.join(unsupported)}; "
+            "tfvae.AutoencoderKL has diffusers' AutoencoderKL architecture (SiLU, DownEncoderBlock2D, "
+            "UpDecoderBlock2D) only."
+        )
+    return {key: config[key] for key in CONFIG_ARGUMENTS if key in config}
+
+
+def read_tensors(path):
+    """The tensors of the `.safetensors` file at `path` as NumPy arrays, by name.
+
+    Raises:
+        WeightsError: when the file is missing or is not a safetensors file.
+    """
+    if not os.path.isfile(path):
+        raise WeightsError(f"No weights file at {path}: give a diffusers folder or a .safetensors file.")
+    try:
+        return load_file(path)
+    except (SafetensorError, ValueError) as error:
+        raise WeightsError(
+            f"{path} is not a readable safetensors file ({error}). Convert PyTorch .ckpt/.bin files with "
+            "safetensors.torch.save_file."
+        ) from error
+
+
+def to_diffusers_layout(tensors):
+    """Renames latent-diffusion (and older diffusers) keys to diffusers' current layout.
+
+    Returns:
+        `{diffusers key: (key in the file, array)}`; 1x1 convolution kernels of the attention become `[out, in]`.
+    """
+    tensors = _autoencoder_part(tensors)
+    up_blocks = {int(match.group(1)) for key in tensors if (match := re.match(r"decoder\.up\.(\d+)\.", key))}
+    renamed = {}
+    for key, array in tensors.items():
+        name = _diffusers_key(key, len(up_blocks))
+        if ".attentions." in name and array.ndim > 2:
+            array = array.reshape(array.shape[:2])
+        renamed[name] = (key, array)
+    return renamed
+
+
+def _autoencoder_part(tensors):
+    """The autoencoder's tensors of a whole latent-diffusion checkpoint (prefix removed), or all tensors."""
+    for prefix in CHECKPOINT_PREFIXES:
+        if any(key.startswith(prefix) for key in tensors):
+            return {key[len(prefix) :]: array for key, array in tensors.items() if key.startswith(prefix)}
+    return tensors
+
+
+def _diffusers_key(key, up_blocks):
+    for pattern, replacement in _LDM_RENAMES:
+        key = re.sub(pattern, replacement, key)
+    match = re.match(r"decoder\.up\.(\d+)\.(block|upsample)\.", key)
+    if match:
+        index = up_blocks - 1 - int(match.group(1))
+        kind = "resnets" if match.group(2) == "block" else "upsamplers.0"
+        key = f"decoder.up_blocks.{index}.{kind}." + key[match.end() :]
+    match = re.match(r"(.*\.attentions\.0\.)(\w+)\.(weight|bias)$", key)
+    if match and match.group(2) in _ATTENTION_RENAMES:
+        key = f"{match.group(1)}{_ATTENTION_RENAMES[match.group(2)]}.{match.group(3)}"
+    return key
+
+
+def infer_config(tensors):
+    """The constructor arguments that the shapes of diffusers-layout `tensors` tell.
+
+    `block_out_channels` from each encoder block's first convolution, `layers_per_block` from the ResNet blocks of the
+    first encoder block, `in_channels`, `out_channels` and `latent_channels` from the outer convolutions, and the
+    quant convs and the mid-block attention from their presence. GroupNorm groups and the latent scaling are not in
+    the shapes; they keep diffusers' defaults unless given.
+    """
+    shapes = {name: array.shape for name, (_, array) in tensors.items()}
+    config = {
+        "use_quant_conv": "quant_conv.weight" in shapes,
+        "use_post_quant_conv": "post_quant_conv.weight" in shapes,
+        "mid_block_add_attention": "encoder.mid_block.attentions.0.to_q.weight" in shapes,
+    }
+    blocks = sorted(
+        int(match.group(1))
+        for name in shapes
+        if (match := re.fullmatch(r"encoder\.down_blocks\.(\d+)\.resnets\.0\.conv1\.weight", name))
+    )
+    if blocks == list(range(len(blocks))) and blocks:
+        config["block_out_channels"] = [shapes[f"encoder.down_blocks.{i}.resnets.0.conv1.weight"][0] for i in blocks]
+        config["layers_per_block"] = sum(
+            bool(re.fullmatch(r"encoder\.down_blocks\.0\.resnets\.\d+\.conv1\.weight", name)) for name in shapes
+        )
+    for argument, name, axis in (
+        ("in_channels", "encoder.conv_in.weight", 1),
+        ("out_channels", "decoder.conv_out.weight", 0),
+        ("latent_channels", "decoder.conv_in.weight", 1),
+    ):
+        if name in shapes:
+            config[argument] = shapes[name][axis]
+    return config
+
+
+def assign(model, tensors, source):
+    """Copies `tensors` (`to_diffusers_layout`'s output) into `model`'s variables.
+
+    Raises:
+        WeightsError: naming every missing, unexpected and mis-shaped tensor, before any variable changes.
+    """
+    targets = dict(_variables(model))
+    missing = sorted(set(targets) - set(tensors))
+    unexpected = sorted(tensors[name][0] for name in set(tensors) - set(targets))
+    values, misshaped = [], []
+    for name, (variable, to_keras) in targets.items():
+        if name not in tensors:
+            continue
+        key, array = tensors[name]
+        value = to_keras(array)
+        if tuple(value.shape) != tuple(variable.shape):
+            misshaped.append(f"{key} {array.shape} (the model needs {_torch_shape(variable.shape)})")
+        values.append((variable, value))
+    if missing or unexpected or misshaped:
+        raise WeightsError(_mismatch_message(source, model, missing, unexpected, misshaped))
+    for variable, value in values:
+        variable.assign(value.astype(variable.dtype))
+
+
+def _mismatch_message(source, model, missing, unexpected, misshaped):
+    lines = [f"The tensors of {source} do not fit this AutoencoderKL ({_describe(model)}):"]
+    for title, names in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
+        if names:
+            shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+            lines.append(f"  {len(names)} {title}: {shown}")
+    lines.append(
+        "Pass the constructor arguments the weights were made with (AutoencoderKL.from_pretrained(path, "
+        "block_out_channels=..., layers_per_block=..., ...)), or leave out those the file's shapes tell."
+    )
+    return "\n".join(lines)
+
+
+def _describe(model):
+    names = ("block_out_channels", "layers_per_block", "latent_channels", "in_channels", "out_channels")
+    return ", ".join(f"{name}={getattr(model, name)}" for name in names)
+
+
+def _torch_shape(keras_shape):
+    """A Keras kernel's shape in PyTorch's order (`[kh, kw, in, out]` -> `[out, in, kh, kw]`)."""
+    keras_shape = tuple(keras_shape)
+    return keras_shape if len(keras_shape) == 1 else (keras_shape[-1], keras_shape[-2], *keras_shape[:-2])
+
+
+def _to_keras_kernel(array):
+    """A PyTorch kernel `[out, in, *window]` as a Keras kernel `[*window, in, out]`."""
+    return np.transpose(array, (*range(2, array.ndim), 1, 0))
+
+
+def _identity(array):
+    return array
+
+
+def _variables(model):
+    """`(diffusers name, (variable, conversion))` for every variable of `model`."""
+    for name, layer in _named_layers(model):
+        if isinstance(layer, keras.layers.GroupNormalization):
+            yield f"{name}.weight", (layer.gamma, _identity)
+            yield f"{name}.bias", (layer.beta, _identity)
+        else:
+            yield f"{name}.weight", (layer.kernel, _to_keras_kernel)
+            yield f"{name}.bias", (layer.bias, _identity)
+
+
+def _named_layers(model):
+    """`(diffusers name, layer)` for every layer of `model` that holds weights."""
+    for name in ("quant_conv", "post_quant_conv"):
+        if getattr(model, f"use_{name}"):
+            yield name, getattr(model, name)
+    for prefix, network, blocks, samplers in (
+        ("encoder", model.encoder, "down_blocks", "downsamplers"),
+        ("decoder", model.decoder, "up_blocks", "upsamplers"),
+    ):
+        yield f"{prefix}.conv_in", network.conv_in
+        for index, block in enumerate(getattr(network, blocks)):
+            for resnet_index, resnet in enumerate(block.resnets):
+                yield from _resnet_layers(f"{prefix}.{blocks}.{index}.resnets.{resnet_index}", resnet)
+            for sampler in getattr(block, samplers):
+                yield f"{prefix}.{blocks}.{index}.{samplers}.0.conv", sampler.conv
+        mid_block = network.mid_block
+        for index, resnet in enumerate(mid_block.resnets):
+            yield from _resnet_layers(f"{prefix}.mid_block.resnets.{index}", resnet)
+        for attention in mid_block.attentions:
+            for name in ("group_norm", "to_q", "to_k", "to_v"):
+                yield f"{prefix}.mid_block.attentions.0.{name}", getattr(attention, name)
+            yield f"{prefix}.mid_block.attentions.0.to_out.0", attention.to_out
+        yield f"{prefix}.conv_norm_out", network.conv_norm_out
+        yield f"{prefix}.conv_out", network.conv_out
+
+
+def _resnet_layers(name, resnet):
+    for layer_name in ("norm1", "conv1", "norm2", "conv2"):
+        yield f"{name}.{layer_name}", getattr(resnet, layer_name)
+    if resnet.conv_shortcut is not None:
+        yield f"{name}.conv_shortcut", resnet.conv_shortcut
