@@ -5,8 +5,6 @@ import tensorflow as tf
 
 from tfvae.autoencoder_kl.objective import LatentDiffusionLoss
 
-_SEED_STATE_KEY = "seed_generator_state"
-
 
 @keras.saving.register_keras_serializable(package="tfvae")
 class AutoencoderKLTrainer(keras.Model):
@@ -35,20 +33,18 @@ class AutoencoderKLTrainer(keras.Model):
 
     Args:
         autoencoder: a `tfvae.AutoencoderKL`, or any Keras model with `encode(x) -> DiagonalGaussian`,
-            `decode(z) -> images` and a `decoder` whose last layer has a `kernel`.
+            `decode(z) -> images`, `next_seed()` (the posterior samples draw from it) and a `decoder` whose last
+            layer has a `kernel`.
         objective: a `LatentDiffusionLoss`; None for its defaults.
         discriminator: a `PatchDiscriminator` (or any Keras layer from images to logits), or None for no GAN.
-        seed: an int for the posterior samples, or None.
         **kwargs: passed to `keras.Model`.
     """
 
-    def __init__(self, autoencoder, objective=None, discriminator=None, seed=None, **kwargs):
+    def __init__(self, autoencoder, objective=None, discriminator=None, **kwargs):
         super().__init__(**kwargs)
         self.autoencoder = autoencoder
         self.objective = LatentDiffusionLoss() if objective is None else objective
         self.discriminator = discriminator
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
         names = ["loss", "reconstruction", "nll", "kl", "logvar"]
         if discriminator is not None:
             names += ["generator_loss", "discriminator_loss", "adaptive_weight"]
@@ -116,7 +112,7 @@ class AutoencoderKLTrainer(keras.Model):
     def sampled_reconstruction(self, x, training=None):
         """`(q(z|x), decode(z))` for one `z ~ q(z|x)`, with images in the autoencoder's range [-1, 1]."""
         posterior = self.autoencoder.encode(x, training=training)
-        z = posterior.sample(seed=tf.cast(self.seed_generator.next(), tf.int32))
+        z = posterior.sample(seed=self.autoencoder.next_seed())
         return posterior, self.autoencoder.decode(z, training=training)
 
     def reconstruct(self, x):
@@ -202,21 +198,12 @@ class AutoencoderKLTrainer(keras.Model):
             self.trackers[name].update_state(value)
         return {name: self.trackers[name].result() for name in values}
 
-    def save_own_variables(self, store):
-        """Saves the seed generator's state too, so a restored trainer goes on with fresh noise."""
-        super().save_own_variables(store)
-        store[_SEED_STATE_KEY] = self.seed_generator.state
-
-    def load_own_variables(self, store):
-        self.seed_generator.state.assign(store[_SEED_STATE_KEY])
-
     def get_config(self):
         return {
             "name": self.name,
             "autoencoder": keras.saving.serialize_keras_object(self.autoencoder),
             "objective": keras.saving.serialize_keras_object(self.objective),
             "discriminator": keras.saving.serialize_keras_object(self.discriminator),
-            "seed": self.seed,
         }
 
     @classmethod
