@@ -107,4 +107,4 @@ def test_the_cli_reports_bad_data_files_without_a_traceback(tmp_path):
     np.save(tmp_path / "images.npy", images)
     message = run_command_failing([TFVAE, "train", "--dataset", str(tmp_path / "images.npy"), "--output-dir",
                                    str(tmp_path / "r")])
-    assert "Bernoulli decoder" in message and "Divide 8-bit" in message
+    assert "images.npy: pixel values span [255, 255]" in message and "uint8 (0-255)" in message

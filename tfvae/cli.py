@@ -8,7 +8,7 @@ import keras
 import numpy as np
 
 from tfvae.callbacks import NonFiniteLossError
-from tfvae.data import DataError, load_images
+from tfvae.data import CACHE_IN_MEMORY_BYTES, DataError, open_images, open_training_images
 from tfvae.evaluate import summarize
 from tfvae.export import export_saved_model
 from tfvae.training import (
@@ -24,10 +24,19 @@ from tfvae.validation import InputError
 
 # Flag help for every TrainConfig field; the flag is the field's name with dashes.
 TRAIN_FLAGS = {
-    "dataset": "frey_face (shipped), mnist, fashion_mnist, binarized_mnist (tfds), or a path: a folder of "
-    "MNIST-style IDX files, an IDX file, or a .npz/.npy file of images",
+    "dataset": "frey_face (shipped), or any tfds image set (mnist, cifar10, celeb_a, ...), or a path: a folder of "
+    "images (PNG, JPEG, BMP, GIF; searched recursively), TFRecord files (a glob, a folder of *.tfrecord* shards, or "
+    "a file), a folder of MNIST-style IDX files, an IDX file, or a .npz/.npy file of images",
     "data_dir": "where tfds keeps prepared data sets (default: tfds' own)",
     "download": "let tfds download a data set that is not prepared (needs network)",
+    "image_size": "resize images to SIZE or HEIGHTxWIDTH (the short side fits, the centre is cropped); needed when "
+    "the images have several sizes",
+    "channels": "1 (grayscale) or 3 (RGB), converting images of the other kind (default: those of the first image)",
+    "image_key": "the feature holding the encoded image in TFRecord examples or a tfds set (default: image, or the "
+    "tfds set's only image feature)",
+    "cache": f"keep decoded images in memory, decode them every epoch (none), or cache them in a folder; auto: memory "
+    f"when they take at most {CACHE_IN_MEMORY_BYTES // 2**20} MiB as float32",
+    "skip_bad_images": "skip images that cannot be decoded, and say how many at the end (default: stop at the first)",
     "model": "network family: appendix-C MLPs, or convolutions with spatial latents",
     "likelihood": "decoder likelihood (default: gaussian for frey_face, bernoulli otherwise)",
     "binarize": "dynamic binarization: resample binary pixels every epoch",
@@ -39,7 +48,8 @@ TRAIN_FLAGS = {
     "beta": "weight of the KL term (beta-VAE)",
     "kl_warmup_steps": "steps over which the KL weight rises from 0 to beta",
     "free_bits": "KL (nats) per latent dimension below which it is not penalised",
-    "validation_split": "fraction of the training split held out for validation (0: none)",
+    "validation_split": "fraction of the training split held out for validation (0: none); for folders and "
+    "TFRecords chosen by a hash of each file path (record index), so it never moves between runs",
     "early_stopping_patience": "stop after this many epochs without a better validation ELBO (0: never)",
     "tensorboard": "write TensorBoard logs to OUTPUT_DIR/tensorboard",
     "image_every": "epochs between TensorBoard images",
@@ -54,8 +64,10 @@ TRAIN_FLAGS = {
     "export_root": "root of the SavedModel versions",
     "model_name": "exports go to EXPORT_ROOT/MODEL_NAME/<version> (default: from the data set)",
 }
+EVALUATE_DATA_FLAGS = ("image_size", "channels", "image_key", "cache", "skip_bad_images")
 CHOICES = {
     "model": MODEL_FAMILIES,
+    "channels": (1, 3),
     "likelihood": LIKELIHOODS,
     "jit_compile": JIT_COMPILE_CHOICES,
     "strategy": STRATEGIES,
@@ -110,6 +122,12 @@ def _build_parser(config_defaults):
     evaluate.add_argument("--dataset", default="frey_face", help=TRAIN_FLAGS["dataset"])
     evaluate.add_argument("--split", default="test", help="train, test, or a tfds split name")
     evaluate.add_argument("--data-dir", help=TRAIN_FLAGS["data_dir"])
+    fields = {field.name: field for field in dataclasses.fields(TrainConfig)}
+    for name in EVALUATE_DATA_FLAGS:
+        _add_field_flag(evaluate, fields[name])
+    evaluate.add_argument("--validation-split", type=float, default=0.0,
+                          help="with --split train or validation: the part of the training split that a run with "
+                          "this --validation-split trained on, or held out (a folder or TFRecords are one split)")
     evaluate.add_argument("--samples", type=int, default=5000, help="importance samples per example (K)")
     evaluate.add_argument("--batch-size", type=int, default=100, help="examples per step")
     evaluate.add_argument("--limit", type=int, help="evaluate only the first LIMIT examples")
@@ -167,10 +185,19 @@ def _fail(error, command="train"):
     return 1
 
 
+def _evaluation_images(args):
+    """The `--limit` first images of the split `args` ask for, in memory."""
+    options = {name: getattr(args, name) for name in (*EVALUATE_DATA_FLAGS, "data_dir")}
+    if args.validation_split and args.split in ("train", "validation"):
+        parts = open_training_images(args.dataset, args.validation_split, args.seed, **options)
+        return parts[args.split == "validation"].take(args.limit)
+    return open_images(args.dataset, args.split, **options).take(args.limit)
+
+
 def _evaluate(args):
     model = keras.models.load_model(args.model, safe_mode=True)
     try:
-        images = load_images(args.dataset, args.split, args.data_dir)[: args.limit]
+        images = _evaluation_images(args)
         if args.binarize:
             images = (np.random.default_rng(args.seed).random(images.shape) < images).astype(np.float32)
         x = images.reshape(len(images), *model.data_shape)

@@ -28,6 +28,7 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 MODEL_FAMILIES = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
 DIAGNOSTIC_EXAMPLES = 1000
+SUMMARY_EXAMPLES = 8
 
 
 @dataclasses.dataclass
@@ -45,6 +46,11 @@ class TrainConfig:
     dataset: str = "frey_face"
     data_dir: str = None
     download: bool = False
+    image_size: str = None
+    channels: int = None
+    image_key: str = None
+    cache: str = "auto"
+    skip_bad_images: bool = False
     model: str = "mlp"
     likelihood: str = None
     binarize: bool = False
@@ -87,6 +93,9 @@ class TrainConfig:
                 raise ValueError(f"{field} must be at least 1, got {getattr(self, field)}.")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}.")
+        data.parse_image_size(self.image_size)
+        if self.channels not in (None, 1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {self.channels}.")
         if not 0 <= self.validation_split < 1:
             raise ValueError(f"validation_split must be in [0, 1), got {self.validation_split}.")
 
@@ -118,9 +127,11 @@ def train(config):
     train_images, validation_images = load_training_images(config)
     flatten = config.model == "mlp"
     examples = {"train": train_images, "validation": validation_images}
-    inputs = {name: _as_inputs(images, flatten) for name, images in examples.items() if images is not None}
+    shown = DIAGNOSTIC_EXAMPLES if config.tensorboard else SUMMARY_EXAMPLES
+    inputs = {name: _as_inputs(images.take(shown), flatten) for name, images in examples.items() if images is not None}
+    image_shape = train_images.image_shape
     with strategy.scope():
-        model = build_model(config, train_images.shape[1:])
+        model = build_model(config, image_shape)
         model.compile(
             optimizer=keras.optimizers.Adam(config.learning_rate),
             jit_compile={"auto": "auto", "on": True, "off": False}[config.jit_compile],
@@ -133,22 +144,24 @@ def train(config):
     config.to_json(os.path.join(run_dir, "config.json"))
 
     def batches(images, shuffle):
-        return data.pipeline(images, config.batch_size, shuffle, config.binarize, flatten, config.seed)
+        return images.batches(config.batch_size, shuffle, config.binarize, flatten, config.seed)
 
     timer = EpochTimer()
-    history = model.fit(
-        batches(train_images, shuffle=True),
-        validation_data=None if validation_images is None else batches(validation_images, shuffle=False),
-        epochs=config.epochs,
-        shuffle=False,  # the pipeline shuffles
-        callbacks=[timer, *make_callbacks(config, inputs, image_shape=train_images.shape[1:])],
-        verbose=config.verbose,
-    )
+    with data.raising_data_errors():
+        history = model.fit(
+            batches(train_images, shuffle=True),
+            validation_data=None if validation_images is None else batches(validation_images, shuffle=False),
+            epochs=config.epochs,
+            shuffle=False,  # the pipeline shuffles
+            callbacks=[timer, *make_callbacks(config, inputs, image_shape=image_shape)],
+            verbose=config.verbose,
+        )
+    _report_skipped(train_images, validation_images)
     history.history = read_history(os.path.join(run_dir, "history.csv"))
     model.save(os.path.join(run_dir, "model.keras"))
     with open(os.path.join(run_dir, "history.json"), "w") as file:
         json.dump({**history.history, "epoch_seconds": timer.seconds}, file, indent=1)
-    save_summary(model, history.history, inputs.get("validation", inputs["train"]), train_images.shape[1:],
+    save_summary(model, history.history, inputs.get("validation", inputs["train"]), image_shape,
                  os.path.join(run_dir, "summary.png"))
     export_path = export_saved_model(model, os.path.join(config.export_root, config.model_name)) if chief else None
     return model, history, export_path
@@ -177,17 +190,12 @@ def read_history(path):
 
 
 def load_training_images(config):
-    """The training images and the validation images (None when `validation_split` is 0).
-
-    The validation images are a fixed fraction of the training split, chosen by a permutation seeded with
-    `config.seed`.
-    """
-    images = data.load_images(config.dataset, "train", config.data_dir, config.download)
-    if not config.validation_split:
-        return images, None
-    order = np.random.default_rng(config.seed).permutation(len(images))
-    count = max(1, int(round(config.validation_split * len(images))))
-    return images[order[count:]], images[order[:count]]
+    """The training and validation image sets of `config` (validation None when `validation_split` is 0); see
+    `data.open_training_images` for how the validation part is chosen."""
+    return data.open_training_images(
+        config.dataset, config.validation_split, config.seed, image_size=config.image_size, channels=config.channels,
+        image_key=config.image_key, cache=config.cache, skip_bad_images=config.skip_bad_images,
+        data_dir=config.data_dir, download=config.download)
 
 
 def build_model(config, image_shape):
@@ -266,6 +274,13 @@ class EpochTimer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds.append(time.perf_counter() - self._start)
+
+
+def _report_skipped(*image_sets):
+    skipped = sorted(set().union(*(images.skipped for images in image_sets if images is not None)))
+    if skipped:
+        print(f"Skipped {len(skipped)} bad image(s) that could not be decoded: {', '.join(skipped[:5])}"
+              + (", ..." if len(skipped) > 5 else "") + ".")
 
 
 def _as_inputs(images, flatten):

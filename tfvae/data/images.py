@@ -1,0 +1,277 @@
+"""One entry point to images from any source: `open_images` and `open_training_images`.
+
+They give an image set: `image_shape`, `count`, `batches(...)` (a `tf.data.Dataset` for `fit`), `take(n)` (a few
+images as a NumPy array, for pictures and diagnostics) and `skipped` (bad images skipped so far). Small sources
+(IDX and NumPy files, the MNIST family, Frey Face) are held in memory as today; image folders, TFRecords and other
+`tfds` sets are streamed.
+"""
+
+import contextlib
+import hashlib
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from tfvae.data import arrays, pipeline, sources
+from tfvae.data.errors import DataError
+
+IN_MEMORY_TFDS = ("frey_face", "mnist", "fashion_mnist", "binarized_mnist")  # small tfds sets held in memory
+PREPARED_OFFLINE = {"frey_face"}  # tfds builders whose data ships with tfvae: preparing them downloads nothing
+CACHE_CHOICES = ("auto", "memory", "none")  # or a folder
+# `cache="auto"` keeps a streamed set in memory when its decoded float32 images take at most this many bytes.
+CACHE_IN_MEMORY_BYTES = 2**30
+_TFDS_READ_BATCH = 10_000
+_LOCAL_HELP = (
+    "Point tfvae at local files instead: a folder of images, TFRecord files, a folder with MNIST-style IDX files "
+    "(train-images-idx3-ubyte[.gz], t10k-images-idx3-ubyte[.gz]), or a .npz/.npy file of images "
+    "(tfvae train --dataset PATH)."
+)
+
+
+def open_images(source, split="train", *, image_size=None, channels=None, image_key=None, cache="auto",
+                skip_bad_images=False, data_dir=None, download=False):
+    """One split of images from `source`, as float32 in [0, 1].
+
+    Args:
+        source: a `tfds` name with an image feature (`cifar10`, `mnist`, `frey_face`, ...); a folder of images (PNG,
+            JPEG, BMP, GIF; searched recursively); TFRecord files (a glob, a folder of `*.tfrecord*` shards, a file,
+            or a list) of `tf.train.Example`s holding encoded images; a folder of MNIST-style IDX files, an IDX file,
+            or a `.npz`/`.npy` file.
+        split: the `tfds` split, or `"train"`/`"test"` of an IDX folder or `.npz` file. A folder of images and TFRecord
+            files are one split: use `open_training_images` to hold out a validation part.
+        image_size: `(height, width)`, `"HxW"` or an int for squares: resize the short side and crop the centre
+            (`pipeline.resize_and_crop`). None keeps the images' size, which must then be the same for all.
+        channels: 1 (grayscale) or 3 (RGB), converting images of the other kind; None: those of the first image.
+        image_key: the feature that holds the image in a TFRecord example or a `tfds` set.
+        cache: `"auto"` (in memory when the decoded images take at most `CACHE_IN_MEMORY_BYTES`, else none),
+            `"memory"`, `"none"`, or a folder to cache decoded images in (for sets larger than memory).
+        skip_bad_images: skip images that cannot be decoded (counted in `skipped`) instead of stopping.
+        data_dir: where `tfds` keeps prepared data sets; None for its default.
+        download: whether `tfds` may download a data set that is not prepared yet.
+
+    Returns:
+        An image set (`InMemoryImages` or `StreamedImages`).
+    """
+    return _open(source, split, None, _Options(image_size, channels, image_key, cache, skip_bad_images, data_dir,
+                                               download))
+
+
+def open_training_images(source, validation_split=0.0, seed=0, **options):
+    """The training images and the validation images (None when `validation_split` is 0) of `source`.
+
+    The validation images are: for a folder of images or TFRecords, the `validation_split` fraction chosen by a hash
+    of each file's path relative to the folder (of each record's file name and index), which never moves between
+    runs; for a `tfds` set with a `validation` split, that split, else the last `validation_split` of `train`; for
+    sources held in memory, a fraction of the training split chosen by a permutation seeded with `seed`.
+
+    Args:
+        options: as for `open_images`.
+
+    Returns:
+        `(train, validation)` image sets.
+    """
+    options = _Options(**options)
+    if not validation_split:
+        return _open(source, "train", None, options), None
+    return tuple(_open(source, "train", (validation_split, part, seed), options) for part in ("train", "validation"))
+
+
+def load_images(source, split="train", data_dir=None, download=False):
+    """Loads one split of a data set (any source `open_images` takes) as float32 images in [0, 1], into memory.
+
+    Returns:
+        A float32 array `[N, height, width, channels]` (or `[N, D]` for an array file of flat rows).
+    """
+    return open_images(source, split, data_dir=data_dir, download=download).take()
+
+
+class InMemoryImages:
+    """Images held in memory, `[N, h, w, c]` (or `[N, D]`), batched by `pipeline.pipeline`."""
+
+    skipped = frozenset()
+
+    def __init__(self, images):
+        self.images = images
+        self.image_shape = images.shape[1:]
+        self.count = len(images)
+
+    def batches(self, batch_size, shuffle=True, binarize=False, flatten=True, seed=0, drop_remainder=False):
+        """A `tf.data.Dataset` of batches; see `pipeline.pipeline`."""
+        return pipeline.pipeline(self.images, batch_size, shuffle, binarize, flatten, seed, drop_remainder)
+
+    def take(self, count=None):
+        """The first `count` images (all when None) as a float32 array."""
+        return self.images[:count]
+
+
+class StreamedImages:
+    """Images decoded from files while training, batched by `pipeline.stream`; nothing holds them all unless cached.
+
+    Args:
+        source: an `ImageFolder`, `TFRecordFiles` or `TfdsImages`.
+        options: the `_Options` of `open_images`.
+        cache_name: names this set's cache file in a cache folder.
+    """
+
+    def __init__(self, source, options, cache_name):
+        self.source = source
+        self.count = source.count
+        self.bad_images = pipeline.BadImages(options.skip_bad_images)
+        self.image_size = options.image_size
+        first = self._first_image()
+        self.channels = options.channels or (1 if first.shape[-1] < 3 else 3)
+        self.image_shape = (*(self.image_size or first.shape[:2]), self.channels)
+        self.cache = _resolve_cache(options.cache, self.count, self.image_shape, cache_name)
+
+    @property
+    def skipped(self):
+        """The keys (files, or `file#record`) of the bad images skipped so far."""
+        return self.bad_images.skipped
+
+    def examples(self, shuffle_seed=None):
+        """The preprocessed images, one by one: files in order, or shuffled by `shuffle_seed`."""
+        decoded = self.bad_images.handle(self.source.examples(shuffle_seed))
+        return pipeline.preprocess(decoded, self.channels, self.image_size, self.image_shape[:2])
+
+    def batches(self, batch_size, shuffle=True, binarize=False, flatten=True, seed=0, drop_remainder=False):
+        """A `tf.data.Dataset` of batches; see `pipeline.stream`. Cached sets shuffle after the cache only."""
+        shuffle_files = shuffle and self.cache is None
+        return pipeline.stream(self.examples(seed if shuffle_files else None), self.image_shape, batch_size,
+                               shuffle, binarize, flatten, seed, drop_remainder, self.cache, self.source.shard_policy)
+
+    def take(self, count=None):
+        """The first `count` images (all when None) in order, as a float32 array."""
+        examples = self.examples()
+        if count is not None:
+            examples = examples.take(count)
+        with raising_data_errors():
+            batches = [batch.numpy() for batch in examples.batch(1000)]
+        return np.concatenate(batches) if batches else np.zeros((0, *self.image_shape), np.float32)
+
+    def _first_image(self):
+        with raising_data_errors():
+            first = next(iter(self.bad_images.handle(self.source.examples()).take(1)), None)
+        if first is None:
+            raise DataError(f"{self.source.name}: no image could be read (all were bad or the split is empty).")
+        return first[1]
+
+
+@contextlib.contextmanager
+def raising_data_errors():
+    """Within it, an op error that a pipeline check raised (a bad image, a size mismatch) becomes a `DataError`."""
+    try:
+        yield
+    except tf.errors.OpError as error:
+        pipeline.raise_data_errors(error)
+        raise
+
+
+class _Options:
+    def __init__(self, image_size=None, channels=None, image_key=None, cache="auto", skip_bad_images=False,
+                 data_dir=None, download=False):
+        self.image_size = pipeline.parse_image_size(image_size)
+        if channels not in (None, 1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {channels!r}.")
+        self.channels, self.image_key, self.cache = channels, image_key, cache
+        self.skip_bad_images, self.data_dir, self.download = skip_bad_images, data_dir, download
+
+
+def _open(source, split, holdout, options):
+    """Opens `source`; `holdout` is `(fraction, part, seed)` to take the `part` of a validation hold-out."""
+    if isinstance(source, str) and (arrays.is_idx_folder(source) or (
+            os.path.isfile(source) and sources.find_tfrecords(source) is None)):
+        return _in_memory(arrays.load_array_images(source, split), holdout, options)
+    if isinstance(source, str) and os.path.isdir(source) and sources.find_tfrecords(source) is None:
+        folder_holdout = holdout and holdout[:2]
+        return StreamedImages(sources.ImageFolder(source, folder_holdout), options, _cache_name(source, holdout))
+    files = sources.find_tfrecords(source) if isinstance(source, list | tuple) or os.path.exists(source) or any(
+        character in source for character in "*?[") else None
+    if files:
+        tfrecords = sources.TFRecordFiles(files, options.image_key, holdout and holdout[:2])
+        return StreamedImages(tfrecords, options, _cache_name(source, holdout))
+    return _open_tfds(source, split, holdout, options)
+
+
+def _open_tfds(name, split, holdout, options):
+    import tensorflow_datasets as tfds
+
+    from tfvae import frey_face  # noqa: F401  (registers the frey_face builder)
+
+    try:
+        builder = tfds.builder(name, data_dir=options.data_dir)
+    except tfds.core.registered.DatasetNotFoundError as error:
+        raise DataError(f"No data set or file named {name!r}: not a path, and not a tfds data set (such as "
+                        f"{', '.join(IN_MEMORY_TFDS)} or cifar10). {_LOCAL_HELP}") from error
+
+    def load(split, **kwargs):
+        return _tfds_load(name, split, options, **kwargs)
+
+    if name in IN_MEMORY_TFDS:
+        batches = load(split).map(lambda example: example[options.image_key or "image"]).batch(_TFDS_READ_BATCH)
+        images = np.concatenate(list(batches.as_numpy_iterator()))
+        return _in_memory(arrays.scale_to_unit_interval(images, name), holdout, options)
+    if holdout is not None:
+        fraction, part, _ = holdout
+        if "validation" in builder.info.splits:
+            split = "validation" if part == "validation" else split
+        else:
+            kept = 100 - max(1, round(100 * fraction))
+            split = f"{split}[:{kept}%]" if part == "train" else f"{split}[{kept}%:]"
+    return StreamedImages(sources.TfdsImages(name, split, builder.info, load, options.image_key), options,
+                          _cache_name(name, (split,)))
+
+
+def _tfds_load(name, split, options, **kwargs):
+    import tensorflow_datasets as tfds
+
+    download = options.download or name in PREPARED_OFFLINE
+    try:
+        return tfds.load(name, split=split, data_dir=options.data_dir, download=download, **kwargs)
+    except AssertionError as error:
+        if "could not find data" not in str(error):
+            raise
+        raise DataError(
+            f"The tfds data set {name!r} is not prepared in {options.data_dir or 'the default tfds folder'} and "
+            f"downloads are off. Allow them with download=True (tfvae train --download) if this machine has network. "
+            f"{_LOCAL_HELP}"
+        ) from error
+    except OSError as error:
+        raise DataError(f"Downloading the tfds data set {name!r} failed: {error}. {_LOCAL_HELP}") from error
+
+
+def _in_memory(images, holdout, options):
+    """Images in memory, preprocessed as `options` ask, and their `holdout` part chosen by a seeded permutation."""
+    if options.image_size is not None or options.channels is not None:
+        if images.ndim != 4:
+            raise DataError(f"Rows of shape {images.shape[1:]} are not images: image_size and channels need "
+                            "[N, height, width, channels] data.")
+        slices = tf.data.Dataset.from_tensor_slices((tf.zeros([len(images)], tf.string), images))
+        channels = options.channels or (1 if images.shape[-1] < 3 else 3)
+        size = options.image_size or images.shape[1:3]
+        images = np.concatenate([batch.numpy() for batch in pipeline.preprocess(slices, channels, size).batch(1000)])
+    if holdout is None:
+        return InMemoryImages(images)
+    fraction, part, seed = holdout
+    order = np.random.default_rng(seed).permutation(len(images))
+    count = max(1, int(round(fraction * len(images))))
+    return InMemoryImages(images[order[:count]] if part == "validation" else images[order[count:]])
+
+
+def _resolve_cache(cache, count, image_shape, name):
+    """`"memory"`, a cache file path, or None, for `cache` (`open_images`) of `count` images of `image_shape`."""
+    if cache == "auto":
+        size = None if count is None else count * 4 * int(np.prod(image_shape))
+        return "memory" if size is not None and size <= CACHE_IN_MEMORY_BYTES else None
+    if cache in ("memory", "none"):
+        return None if cache == "none" else "memory"
+    os.makedirs(cache, exist_ok=True)
+    return os.path.join(cache, f"{name}-{'x'.join(str(side) for side in image_shape)}")
+
+
+def _cache_name(source, holdout):
+    """A file name for the cache of `source` (and its hold-out part): readable, and unique to them."""
+    described = repr((source, holdout))
+    base = os.path.basename(os.path.normpath(str(source[0] if isinstance(source, list | tuple) else source)))
+    part = holdout[1] if holdout and len(holdout) > 1 else "all"
+    return f"{base}-{part}-{hashlib.sha1(described.encode()).hexdigest()[:10]}"
