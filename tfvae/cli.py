@@ -7,6 +7,7 @@ import sys
 import keras
 import numpy as np
 
+from tfvae.autoencoder_kl.objective import RECONSTRUCTION_LOSSES
 from tfvae.callbacks import NonFiniteLossError
 from tfvae.data import CACHE_IN_MEMORY_BYTES, DataError, open_images, open_training_images
 from tfvae.evaluate import summarize
@@ -18,6 +19,7 @@ from tfvae.training import (
     PRECISIONS,
     STRATEGIES,
     TrainConfig,
+    monitored_metric,
     train,
 )
 from tfvae.validation import InputError
@@ -37,10 +39,11 @@ TRAIN_FLAGS = {
     "cache": f"keep decoded images in memory, decode them every epoch (none), or cache them in a folder; auto: memory "
     f"when they take at most {CACHE_IN_MEMORY_BYTES // 2**20} MiB as float32",
     "skip_bad_images": "skip images that cannot be decoded, and say how many at the end (default: stop at the first)",
-    "model": "network family: appendix-C MLPs, or convolutions with spatial latents",
+    "model": "network family: appendix-C MLPs, convolutions with spatial latents, or latent diffusion's KL "
+    "autoencoder (Stable Diffusion's VAE) trained with its GAN objective",
     "likelihood": "decoder likelihood (default: gaussian for frey_face, bernoulli otherwise)",
     "binarize": "dynamic binarization: resample binary pixels every epoch",
-    "latent_size": "size of z (N_z); latent channels for --model conv",
+    "latent_size": "size of z (N_z); latent channels for --model conv and autoencoder_kl (4 in Stable Diffusion)",
     "hidden_units": "width of the MLPs' tanh layers",
     "epochs": "passes over the training data",
     "batch_size": "examples per step",
@@ -48,6 +51,15 @@ TRAIN_FLAGS = {
     "beta": "weight of the KL term (beta-VAE)",
     "kl_warmup_steps": "steps over which the KL weight rises from 0 to beta",
     "free_bits": "KL (nats) per latent dimension below which it is not penalised",
+    "block_out_channels": "autoencoder_kl: channels of each resolution, finest first (N entries downsample 2^(N-1) "
+    "times)",
+    "layers_per_block": "autoencoder_kl: ResNet blocks per encoder resolution (the decoder has one more)",
+    "norm_num_groups": "autoencoder_kl: GroupNorm groups (divides every --block-out-channels entry)",
+    "reconstruction_loss": "autoencoder_kl: per-pixel error of the NLL with a learned variance",
+    "kl_weight": "autoencoder_kl: weight of the KL term",
+    "discriminator_layers": "autoencoder_kl: stride-2 layers of the PatchGAN discriminator (0: no discriminator)",
+    "discriminator_start": "autoencoder_kl: optimizer step from which the GAN losses count",
+    "discriminator_weight": "autoencoder_kl: factor of the adaptive weight of the generator's GAN loss",
     "validation_split": "fraction of the training split held out for validation (0: none); for folders and "
     "TFRecords chosen by a hash of each file path (record index), so it never moves between runs",
     "early_stopping_patience": "stop after this many epochs without a better validation ELBO (0: never)",
@@ -69,6 +81,7 @@ CHOICES = {
     "model": MODEL_FAMILIES,
     "channels": (1, 3),
     "likelihood": LIKELIHOODS,
+    "reconstruction_loss": RECONSTRUCTION_LOSSES,
     "jit_compile": JIT_COMPILE_CHOICES,
     "strategy": STRATEGIES,
     "precision": PRECISIONS,
@@ -155,6 +168,9 @@ def _add_field_flag(parser, field):
         parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default,
                             help=TRAIN_FLAGS[field.name])
         return
+    if field.type is tuple:
+        parser.add_argument(flag, type=int, nargs="+", default=field.default, help=TRAIN_FLAGS[field.name])
+        return
     kind = {int: int, float: float}.get(field.type, str)
     parser.add_argument(flag, type=kind, default=field.default, choices=CHOICES.get(field.name),
                         help=TRAIN_FLAGS[field.name])
@@ -171,9 +187,11 @@ def _train(args):
         model, history, export_path = train(config)
     except (DataError, InputError, NonFiniteLossError) as error:
         return _fail(error)
-    print(f"final training ELBO per example: {history.history['elbo'][-1]:.2f}")
-    if "val_elbo" in history.history:
-        print(f"final validation ELBO per example: {history.history['val_elbo'][-1]:.2f}")
+    metric, _ = monitored_metric(config)
+    label, digits = {"elbo": ("ELBO per example", 2), "reconstruction": ("reconstruction error per pixel", 4)}[metric]
+    for prefix, split in (("", "training"), ("val_", "validation")):
+        if prefix + metric in history.history:
+            print(f"final {split} {label}: {history.history[prefix + metric][-1]:.{digits}f}")
     print(f"run directory: {config.output_dir}")
     if export_path:
         print(f"SavedModel: {export_path}")

@@ -63,16 +63,18 @@ class AutoencoderKLTrainer(keras.Model):
             self.discriminator.build(input_shape)
         self.built = True
 
-    def compile(self, optimizer="adam", discriminator_optimizer="adam", jit_compile=True, **kwargs):
-        """`keras.Model.compile` with a second optimizer, for the discriminator; XLA by default.
+    def compile(self, optimizer="adam", discriminator_optimizer="adam", jit_compile="auto", **kwargs):
+        """`keras.Model.compile` with a second optimizer, for the discriminator.
 
         Args:
             optimizer: the autoencoder's (and log-variance's) optimizer.
             discriminator_optimizer: the discriminator's optimizer (unused without a discriminator).
-            jit_compile: XLA for the train step. Keras requires it off under a `tf.distribute` strategy with
-                several replicas.
+            jit_compile: XLA for the train step; `"auto"` means XLA unless a `tf.distribute` strategy is active
+                (Keras requires it off there), as for `tfvae.VAE`.
             **kwargs: passed to `keras.Model.compile` (`steps_per_execution`, ...).
         """
+        if jit_compile == "auto":
+            jit_compile = not tf.distribute.has_strategy()
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
         self.discriminator_optimizer = None
         if self.discriminator is not None:
