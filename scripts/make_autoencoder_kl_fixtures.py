@@ -15,7 +15,9 @@ biases too, so that every parameter matters), and writes:
   (`convert_ldm_vae_checkpoint`) turns it back into the diffusers tensors exactly;
 - `parity.npz`: `images` `[n, h, w, 3]` in [-1, 1], and diffusers' outputs for them: the posterior's `mean` and
   clamped `logvar` `[n, h / f, w / f, latent_channels]` and `decoded` = `decode(mean)` `[n, h, w, 3]`, all channels
-  last (tfvae's layout), float32.
+  last (tfvae's layout), float32; and for larger `tiled_images`, diffusers' tiled results with tiles of
+  `TILE_SIZE` pixels: `tiled_mean`, `tiled_logvar` (`tiled_encode`) and `tiled_decoded` (`tiled_decode(tiled_mean)`),
+  with the untiled `untiled_mean` and `untiled_decoded` for comparison.
 """
 
 import argparse
@@ -43,6 +45,8 @@ CONFIG = {
     "shift_factor": 0.1,
 }
 IMAGES_SHAPE = (2, 3, 32, 24)  # NCHW, height and width divisible by f = 4, not square
+TILED_IMAGES_SHAPE = (1, 3, 64, 56)  # larger than a tile: 3 x 3 tiles of 32 pixels every 24 pixels
+TILE_SIZE = 32  # diffusers' tile_sample_min_size; tile_overlap_factor keeps its default, 0.25
 DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "autoencoder_kl")
 
 
@@ -122,6 +126,28 @@ def main():
         mean=channels_last(posterior.mean),
         logvar=channels_last(posterior.logvar),
         decoded=channels_last(decoded),
+    )
+    images = torch.rand(TILED_IMAGES_SHAPE, generator=generator) * 2 - 1
+    with torch.no_grad():
+        untiled = model.encode(images).latent_dist
+        untiled_decoded = model.decode(untiled.mode()).sample
+        model.enable_tiling()
+        model.tile_sample_min_size, model.tile_latent_min_size = TILE_SIZE, TILE_SIZE // 4
+        tiled = model.encode(images).latent_dist
+        tiled_decoded = model.decode(tiled.mode()).sample
+    np.savez(
+        os.path.join(args.output, "tiling.npz"),
+        tiled_images=channels_last(images),
+        tiled_mean=channels_last(tiled.mean),
+        tiled_logvar=channels_last(tiled.logvar),
+        tiled_decoded=channels_last(tiled_decoded),
+        untiled_mean=channels_last(untiled.mean),
+        untiled_decoded=channels_last(untiled_decoded),
+    )
+    print(
+        "diffusers' tiled - untiled: mean max |difference| "
+        f"{(tiled.mean - untiled.mean).abs().max():.3f} (max |untiled| {untiled.mean.abs().max():.3f}), decoded "
+        f"{(tiled_decoded - untiled_decoded).abs().max():.3f} (max |untiled| {untiled_decoded.abs().max():.3f})"
     )
     versions = {"torch": torch.__version__, "diffusers": diffusers.__version__, "safetensors": safetensors.__version__}
     with open(os.path.join(args.output, "versions.json"), "w") as file:

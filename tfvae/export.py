@@ -17,6 +17,8 @@ Signatures (inputs and outputs are float32 with an unknown batch dimension, exce
 
 Random signatures (`encode`, `sample`, `elbo`) draw from the model's seed generator, whose state is saved with the
 model: a freshly loaded SavedModel gives the same draws in the same order, and each call advances the state.
+
+A `tfvae.AutoencoderKL` has its own signatures on images of any size: see `tfvae.autoencoder_kl.serving`.
 """
 
 import os
@@ -26,6 +28,8 @@ import shutil
 import keras
 import tensorflow as tf
 
+from tfvae.autoencoder_kl import AutoencoderKL, serving
+
 SIGNATURE_NAMES = ("serving_default", "encode", "decode", "sample", "sample_from_noise", "elbo")
 _STAGING_PREFIX = ".staging-"
 
@@ -34,7 +38,7 @@ def export_saved_model(model, model_dir, version=None, keep=None):
     """Writes `model` as a new SavedModel version under `model_dir` and returns its path.
 
     Args:
-        model: a built `tfvae.VAE` whose encoder has a known input shape.
+        model: a built `tfvae.VAE` whose encoder has a known input shape, or a `tfvae.AutoencoderKL`.
         model_dir: `<export_root>/<model_name>`; created if missing.
         version: a positive integer; None takes one more than the newest version present (1 for the first).
         keep: if given, only the newest `keep` versions remain after the export.
@@ -67,6 +71,8 @@ def export_saved_model(model, model_dir, version=None, keep=None):
 
 def build_export_archive(model):
     """A `keras.export.ExportArchive` holding `model` and the endpoints listed in this module's docstring."""
+    if isinstance(model, AutoencoderKL):
+        return serving.build_export_archive(model)
     data_shape, latent_shape = model.data_shape, model.latent_shape()
     if not model.built:
         model.build((None, *data_shape))

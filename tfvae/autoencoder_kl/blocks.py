@@ -239,8 +239,25 @@ class MidBlock(_Stack):
         }
 
 
+class _ResnetStack(_Stack):
+    """`num_layers` ResNet blocks of `filters` channels, followed by what a subclass adds."""
+
+    def __init__(self, filters, num_layers, groups=32, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.num_layers = int(num_layers)
+        self.groups = int(groups)
+        self.resnets = [
+            ResnetBlock(self.filters, self.groups, dtype=self.dtype_policy, name=f"resnets_{index}")
+            for index in range(self.num_layers)
+        ]
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "num_layers": self.num_layers, "groups": self.groups}
+
+
 @keras.saving.register_keras_serializable(package="tfvae")
-class DownEncoderBlock(_Stack):
+class DownEncoderBlock(_ResnetStack):
     """`num_layers` ResNet blocks, then `Downsample` unless it is the last block (diffusers' `DownEncoderBlock2D`).
 
     Args:
@@ -252,15 +269,8 @@ class DownEncoderBlock(_Stack):
     """
 
     def __init__(self, filters, num_layers, groups=32, add_downsample=True, **kwargs):
-        super().__init__(**kwargs)
-        self.filters = int(filters)
-        self.num_layers = int(num_layers)
-        self.groups = int(groups)
+        super().__init__(filters, num_layers, groups, **kwargs)
         self.add_downsample = bool(add_downsample)
-        self.resnets = [
-            ResnetBlock(self.filters, self.groups, dtype=self.dtype_policy, name=f"resnets_{index}")
-            for index in range(self.num_layers)
-        ]
         self.downsamplers = []
         if self.add_downsample:
             self.downsamplers.append(Downsample(self.filters, dtype=self.dtype_policy, name="downsamplers_0"))
@@ -269,17 +279,11 @@ class DownEncoderBlock(_Stack):
         return [*self.resnets, *self.downsamplers]
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "filters": self.filters,
-            "num_layers": self.num_layers,
-            "groups": self.groups,
-            "add_downsample": self.add_downsample,
-        }
+        return {**super().get_config(), "add_downsample": self.add_downsample}
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
-class UpDecoderBlock(_Stack):
+class UpDecoderBlock(_ResnetStack):
     """`num_layers` ResNet blocks, then `Upsample` unless it is the last block (diffusers' `UpDecoderBlock2D`).
 
     Args:
@@ -291,15 +295,8 @@ class UpDecoderBlock(_Stack):
     """
 
     def __init__(self, filters, num_layers, groups=32, add_upsample=True, **kwargs):
-        super().__init__(**kwargs)
-        self.filters = int(filters)
-        self.num_layers = int(num_layers)
-        self.groups = int(groups)
+        super().__init__(filters, num_layers, groups, **kwargs)
         self.add_upsample = bool(add_upsample)
-        self.resnets = [
-            ResnetBlock(self.filters, self.groups, dtype=self.dtype_policy, name=f"resnets_{index}")
-            for index in range(self.num_layers)
-        ]
         self.upsamplers = []
         if self.add_upsample:
             self.upsamplers.append(Upsample(self.filters, dtype=self.dtype_policy, name="upsamplers_0"))
@@ -308,13 +305,7 @@ class UpDecoderBlock(_Stack):
         return [*self.resnets, *self.upsamplers]
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "filters": self.filters,
-            "num_layers": self.num_layers,
-            "groups": self.groups,
-            "add_upsample": self.add_upsample,
-        }
+        return {**super().get_config(), "add_upsample": self.add_upsample}
 
 
 class _Network(_Stack):

@@ -169,36 +169,33 @@ class AutoencoderKL(keras.Model):
         return latents / self.scaling_factor + (self.shift_factor or 0.0)
 
     def tiled_encode(self, x, tile_size=512, overlap=0.25):
-        """q(z|x) for images too large for one pass: the encoder runs on overlapping tiles whose moments are
-        blended linearly across the overlaps (as diffusers' `tiled_encode`).
+        """q(z|x) for images too large for one pass: the encoder runs on overlapping tiles of `tile_size` pixels,
+        one at a time, and their moments are blended linearly across the overlaps, as diffusers' `tiled_encode` does
+        (the fixtures test that both agree within 1e-4).
 
         Every tile is normalized on its own (GroupNorm statistics and attention span a tile, not the image), so the
         result differs from `encode` where the image has more than one tile; see `tfvae.autoencoder_kl.tiling`.
 
         Args:
             x: images `[n, h, w, in_channels]`, `h` and `w` divisible by `f`.
-            tile_size: the side of a tile in image pixels, divisible by `f`.
-            overlap: the fraction of a tile shared with its neighbour, in [0, 1).
+            tile_size: the side of a tile in image pixels, divisible by `f` (diffusers' `tile_sample_min_size`).
+            overlap: the fraction of a tile shared with its neighbour, in [0, 1) (`tile_overlap_factor`).
         """
-        latent_tile, blend = tiling.tile_geometry(tile_size, overlap, self.downsampling_factor)
-        moments = tiling.map_tiles(
-            self.encode_moments, x, latent_tile, blend, input_scale=self.downsampling_factor, output_scale=1
-        )
+        tile, blend = tiling.tile_geometry(tile_size, overlap, self.downsampling_factor)
+        moments = tiling.map_tiles(self.encode_moments, x, tile, blend, self.downsampling_factor, 1)
         return self._posterior(moments)
 
     def tiled_decode(self, z, tile_size=512, overlap=0.25):
-        """`decode` for latents too large for one pass: overlapping tiles of `z`, decoded one at a time, blended
-        linearly across the overlaps (as diffusers' `tiled_decode`); float32 images.
+        """`decode` for latents too large for one pass: overlapping tiles of `z` decoded one at a time to
+        `tile_size` pixels and blended linearly across the overlaps, as diffusers' `tiled_decode`; float32 images.
 
         Args:
             z: unscaled latents `[n, h, w, latent_channels]`.
             tile_size: the side of a decoded tile in image pixels, divisible by `f`.
             overlap: the fraction of a tile shared with its neighbour, in [0, 1).
         """
-        latent_tile, blend = tiling.tile_geometry(tile_size, overlap, self.downsampling_factor)
-        return tiling.map_tiles(
-            self.decode, z, latent_tile, blend, input_scale=1, output_scale=self.downsampling_factor
-        )
+        tile, blend = tiling.tile_geometry(tile_size, overlap, self.downsampling_factor)
+        return tiling.map_tiles(self.decode, z, tile, blend, 1, self.downsampling_factor)
 
     def next_seed(self):
         """The next int32[2] seed of the model's seed generator, for TFP's `sample(seed=...)`."""

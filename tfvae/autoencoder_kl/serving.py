@@ -1,0 +1,65 @@
+"""The SavedModel signatures of an `AutoencoderKL`, for `tfvae.export.export_saved_model`.
+
+Images are `[n, H, W, in_channels]` float32 with any `H` and `W` divisible by the downsampling factor `f` (another
+size fails with an InvalidArgumentError that says so); latents are `[n, H / f, W / f, latent_channels]`. Every output
+is float32, whatever the model's dtype policy. `scale_latents(z) = (z - shift_factor) * scaling_factor`, and
+`unscale_latents` is its inverse.
+
+| signature | inputs | outputs |
+|---|---|---|
+| `serving_default` | `x` images | `reconstruction = decode(mean)`, the images at the posterior's mode |
+| `encode` | `x` images | `mean`, `logvar` (clamped), `z = mean + exp(logvar / 2) * eps`, `latents = scale_latents(z)` |
+| `decode` | `latents`, scaled as a diffusion model gives them | `images` = `decode(unscale_latents(latents))` |
+
+`encode` draws `eps` from the model's seed generator, saved with the model: a freshly loaded SavedModel gives the
+same draws in the same order.
+"""
+
+import keras
+import tensorflow as tf
+
+SIGNATURE_NAMES = ("serving_default", "encode", "decode")
+
+
+def build_export_archive(model):
+    """A `keras.export.ExportArchive` holding `model` (an `AutoencoderKL`) and the signatures in the docstring."""
+    factor = model.downsampling_factor
+    images_spec = tf.TensorSpec((None, None, None, model.in_channels), tf.float32, name="x")
+    latents_spec = tf.TensorSpec((None, None, None, model.latent_channels), tf.float32, name="latents")
+
+    def checked(x):
+        """`x`, after asserting that its height and width are divisible by `f`."""
+        size = tf.shape(x)[1:3]
+        check = tf.debugging.assert_equal(
+            size % factor, tf.zeros_like(size), message=f"Image height and width must be divisible by {factor}"
+        )
+        with tf.control_dependencies([check]):
+            return tf.identity(x)
+
+    def reconstruct(x):
+        return {"reconstruction": _float32(model.decode(model.encode(checked(x)).mode()))}
+
+    def encode(x):
+        posterior = model.encode(checked(x))
+        z = posterior.sample(seed=model.next_seed())
+        outputs = {"mean": posterior.mean(), "logvar": posterior.logvar, "z": z, "latents": model.scale_latents(z)}
+        return {name: _float32(value) for name, value in outputs.items()}
+
+    def decode(latents):
+        return {"images": _float32(model.decode(model.unscale_latents(latents)))}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    endpoints = {
+        "serving_default": (reconstruct, images_spec),
+        "encode": (encode, images_spec),
+        "decode": (decode, latents_spec),
+    }
+    for name in SIGNATURE_NAMES:
+        function, spec = endpoints[name]
+        archive.add_endpoint(name, function, input_signature=[spec])
+    return archive
+
+
+def _float32(tensor):
+    return tf.cast(tensor, tf.float32)
