@@ -53,6 +53,8 @@ trainer = keras.models.load_model({str(root / 'run' / 'best.keras')!r}, safe_mod
 print(type(model).__name__, model.block_out_channels, type(trainer.discriminator).__name__)
 """)
     assert output.strip().endswith("AutoencoderKL (8, 16) PatchDiscriminator")
+    assert cli.main(["export", str(root / "run" / "best.keras"), "--model-dir", str(root / "exports" / "best")]) == 0
+    assert (root / "exports" / "best" / "1" / "saved_model.pb").exists(), "the checkpoint's autoencoder exports"
 
 
 def test_tensorboard_has_the_losses_and_reconstructions(run):

@@ -7,6 +7,7 @@ import sys
 import keras
 import numpy as np
 
+from tfvae.autoencoder_kl import AutoencoderKLTrainer
 from tfvae.autoencoder_kl.objective import RECONSTRUCTION_LOSSES
 from tfvae.callbacks import NonFiniteLossError
 from tfvae.data import CACHE_IN_MEMORY_BYTES, DataError, open_images, open_training_images
@@ -62,7 +63,8 @@ TRAIN_FLAGS = {
     "discriminator_weight": "autoencoder_kl: factor of the adaptive weight of the generator's GAN loss",
     "validation_split": "fraction of the training split held out for validation (0: none); for folders and "
     "TFRecords chosen by a hash of each file path (record index), so it never moves between runs",
-    "early_stopping_patience": "stop after this many epochs without a better validation ELBO (0: never)",
+    "early_stopping_patience": "stop after this many epochs without a better validation ELBO (reconstruction error "
+    "for autoencoder_kl) (0: never)",
     "tensorboard": "write TensorBoard logs to OUTPUT_DIR/tensorboard",
     "image_every": "epochs between TensorBoard images",
     "seed": "seed of weights, data order, binarization and noise",
@@ -151,7 +153,7 @@ def _build_parser(config_defaults):
 
     export = commands.add_parser(
         "export",
-        help="export a saved .keras VAE (a final model or a checkpoint) as a new SavedModel version",
+        help="export a saved .keras VAE or AutoencoderKL (a final model or a checkpoint) as a new SavedModel version",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     export.add_argument("model", help="a .keras file saved by tfvae (model.keras or the checkpoint best.keras)")
@@ -234,6 +236,8 @@ def _evaluate(args):
 
 def _export(args):
     model = keras.models.load_model(args.model, safe_mode=True)
+    if isinstance(model, AutoencoderKLTrainer):  # the best.keras of an autoencoder_kl run
+        model = model.autoencoder
     path = export_saved_model(model, args.model_dir, version=args.version, keep=args.keep)
     print(f"SavedModel: {path}")
     return 0
