@@ -131,6 +131,7 @@ def test_mixed_precision_keeps_norm_statistics_softmax_and_distribution_in_float
 
 def test_keras_file_round_trip_keeps_config_weights_and_policy(tmp_path):
     model = tiny_model(dtype="mixed_float16", shift_factor=0.5, seed=2)
+    model.next_seed()
     path = str(tmp_path / "autoencoder.keras")
     model.save(path)
     loaded = keras.models.load_model(path, safe_mode=True)
@@ -139,11 +140,14 @@ def test_keras_file_round_trip_keeps_config_weights_and_policy(tmp_path):
     assert loaded.decoder.conv_out.dtype_policy.name == "mixed_float16"
     x = images((1, 16, 8, 3))
     np.testing.assert_array_equal(loaded(x), model(x))
+    np.testing.assert_array_equal(loaded.next_seed(), model.next_seed())  # the noise goes on where it was
 
 
-def test_bad_configuration_is_named():
+def test_bad_configuration_and_image_size_are_named():
     with pytest.raises(ValueError, match=r"divisible by norm_num_groups=32; \[8, 16\]"):
         AutoencoderKL(block_out_channels=(8, 16))
+    with pytest.raises(ValueError, match=r"divisible by f = 2, got \(8, 5\)"):
+        tiny_model().encode(images((1, 8, 5, 3)))
 
 
 def test_tiling_matches_diffusers_tiling():

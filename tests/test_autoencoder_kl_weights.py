@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 
+import ml_dtypes
 import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
@@ -53,9 +54,10 @@ def test_latent_diffusion_file_gives_diffusers_outputs_with_the_config_its_shape
     assert_matches_diffusers(model, expected)
 
 
-def test_keyword_arguments_override_config_json():
-    model = AutoencoderKL.from_pretrained(DIFFUSERS_FOLDER, scaling_factor=0.3, seed=7)
-    assert (model.scaling_factor, model.shift_factor, model.seed) == (0.3, 0.1, 7)
+def test_keyword_arguments_override_config_json_of_a_pipeline_folder(tmp_path):
+    shutil.copytree(DIFFUSERS_FOLDER, str(tmp_path / "pipeline" / "vae"))
+    model = AutoencoderKL.from_pretrained(str(tmp_path / "pipeline"), scaling_factor=0.3, seed=7)
+    assert (model.scaling_factor, model.shift_factor, model.seed, model.norm_num_groups) == (0.3, 0.1, 7, 8)
 
 
 def test_whole_checkpoint_and_older_diffusers_attention_names_load(tmp_path, expected):
@@ -78,6 +80,16 @@ def test_whole_checkpoint_and_older_diffusers_attention_names_load(tmp_path, exp
     save_file(old, str(tmp_path / "old.safetensors"))
     model = AutoencoderKL.from_pretrained(str(tmp_path / "old.safetensors"), norm_num_groups=8)
     assert_matches_diffusers(model, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, ml_dtypes.bfloat16])
+def test_half_precision_files_load_as_float32(tmp_path, dtype):
+    tensors = {key: value.astype(dtype) for key, value in load_file(LATENT_DIFFUSION_FILE).items()}
+    save_file(tensors, str(tmp_path / "half.safetensors"))
+    model = AutoencoderKL.from_pretrained(str(tmp_path / "half.safetensors"), norm_num_groups=8)
+    kernel = model.encoder.conv_in.kernel
+    assert kernel.dtype == "float32"
+    np.testing.assert_array_equal(kernel, tensors["encoder.conv_in.weight"].astype("float32").transpose(2, 3, 1, 0))
 
 
 def test_missing_and_unexpected_tensors_are_named(tmp_path):

@@ -8,6 +8,8 @@ from tfvae.autoencoder_kl.blocks import Decoder, Encoder
 from tfvae.distributions import DEFAULT_LOGVAR_RANGE
 from tfvae.layers import DiagonalGaussianLambda
 
+_SEED_STATE_KEY = "seed_generator_state"
+
 
 @keras.saving.register_keras_serializable(package="tfvae")
 class AutoencoderKL(keras.Model):
@@ -142,7 +144,17 @@ class AutoencoderKL(keras.Model):
         return self._posterior(self.encode_moments(x, training=training))
 
     def encode_moments(self, x, training=None):
-        """The concatenated `[mu, log sigma^2]`, `[n, h / f, w / f, 2 * latent_channels]`, before the clamp."""
+        """The concatenated `[mu, log sigma^2]`, `[n, h / f, w / f, 2 * latent_channels]`, before the clamp.
+
+        Raises:
+            ValueError: when a known height or width of `x` is not divisible by `f`.
+        """
+        size = tuple(x.shape[1:3])
+        if any(side is not None and side % self.downsampling_factor for side in size):
+            raise ValueError(
+                f"AutoencoderKL needs image height and width divisible by f = {self.downsampling_factor}, got {size}; "
+                "pad or crop the images."
+            )
         return self.quant_conv(self.encoder(x, training=training))
 
     def _posterior(self, moments):
@@ -201,12 +213,21 @@ class AutoencoderKL(keras.Model):
         """The next int32[2] seed of the model's seed generator, for TFP's `sample(seed=...)`."""
         return tf.cast(self.seed_generator.next(), tf.int32)
 
+    def save_own_variables(self, store):
+        """Saves the seed generator's state too, so that a reloaded model goes on with fresh noise."""
+        super().save_own_variables(store)
+        store[_SEED_STATE_KEY] = self.seed_generator.state
+
+    def load_own_variables(self, store):
+        self.seed_generator.state.assign(store[_SEED_STATE_KEY])
+
     @classmethod
     def from_pretrained(cls, path, **config):
         """An `AutoencoderKL` with the weights of a diffusers folder or of one latent-diffusion `.safetensors` file.
 
         Args:
-            path: a folder holding diffusers' `config.json` and `diffusion_pytorch_model.safetensors`, or one
+            path: a folder holding diffusers' `config.json` and `diffusion_pytorch_model.safetensors` (or a
+                diffusers pipeline folder, whose `vae/` folder holds them), or one
                 `.safetensors` file in either diffusers' or the original latent-diffusion key layout (as Stable
                 Diffusion 1.x/2.x VAE files ship, optionally inside a whole checkpoint under `first_stage_model.`).
             **config: constructor arguments; they override the folder's `config.json`. For a single file,

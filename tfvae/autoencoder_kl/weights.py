@@ -23,11 +23,11 @@ import re
 
 import keras
 import numpy as np
-from safetensors import SafetensorError
-from safetensors.numpy import load_file
+from safetensors import SafetensorError, safe_open
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
+PIPELINE_FOLDER = "vae"  # where a diffusers pipeline folder keeps its autoencoder
 # Prefixes under which whole latent-diffusion checkpoints keep their autoencoder.
 CHECKPOINT_PREFIXES = ("first_stage_model.", "vae.")
 # The config.json entries that are constructor arguments of AutoencoderKL.
@@ -71,15 +71,12 @@ class WeightsError(ValueError):
 
 def load_pretrained(cls, path, **config):
     """`cls(**config)` with the weights at `path`; see `AutoencoderKL.from_pretrained`."""
-    if os.path.isdir(path):
-        config = {**read_config(os.path.join(path, CONFIG_NAME)), **config}
-        weights_path = os.path.join(path, WEIGHTS_NAME)
-        tensors = to_diffusers_layout(read_tensors(weights_path))
-    else:
-        weights_path = path
-        tensors = to_diffusers_layout(read_tensors(weights_path))
-        config = {**infer_config(tensors), **config}
-    model = cls(**config)
+    if os.path.isdir(os.path.join(path, PIPELINE_FOLDER)) and not os.path.exists(os.path.join(path, CONFIG_NAME)):
+        path = os.path.join(path, PIPELINE_FOLDER)
+    folder_config = read_config(os.path.join(path, CONFIG_NAME)) if os.path.isdir(path) else None
+    weights_path = os.path.join(path, WEIGHTS_NAME) if os.path.isdir(path) else path
+    tensors = to_diffusers_layout(read_tensors(weights_path))
+    model = cls(**{**(infer_config(tensors) if folder_config is None else folder_config), **config})
     assign(model, tensors, weights_path)
     return model
 
@@ -114,7 +111,10 @@ def read_config(path):
 
 
 def read_tensors(path):
-    """The tensors of the `.safetensors` file at `path` as NumPy arrays, by name.
+    """The autoencoder's tensors in the `.safetensors` file at `path`, as NumPy arrays by name.
+
+    In a whole latent-diffusion checkpoint the autoencoder's tensors sit under a prefix (`first_stage_model.`); only
+    they are read, and the prefix is removed.
 
     Raises:
         WeightsError: when the file is missing or is not a safetensors file.
@@ -122,7 +122,10 @@ def read_tensors(path):
     if not os.path.isfile(path):
         raise WeightsError(f"No weights file at {path}: give a diffusers folder or a .safetensors file.")
     try:
-        return load_file(path)
+        with safe_open(path, framework="numpy") as file:
+            keys = list(file.keys())
+            prefix = next((prefix for prefix in CHECKPOINT_PREFIXES if any(k.startswith(prefix) for k in keys)), "")
+            return {key[len(prefix) :]: file.get_tensor(key) for key in keys if key.startswith(prefix)}
     except (SafetensorError, ValueError) as error:
         raise WeightsError(
             f"{path} is not a readable safetensors file ({error}). Convert PyTorch .ckpt/.bin files with "
@@ -136,7 +139,6 @@ def to_diffusers_layout(tensors):
     Returns:
         `{diffusers key: (key in the file, array)}`; 1x1 convolution kernels of the attention become `[out, in]`.
     """
-    tensors = _autoencoder_part(tensors)
     up_blocks = {int(match.group(1)) for key in tensors if (match := re.match(r"decoder\.up\.(\d+)\.", key))}
     renamed = {}
     for key, array in tensors.items():
@@ -145,14 +147,6 @@ def to_diffusers_layout(tensors):
             array = array.reshape(array.shape[:2])
         renamed[name] = (key, array)
     return renamed
-
-
-def _autoencoder_part(tensors):
-    """The autoencoder's tensors of a whole latent-diffusion checkpoint (prefix removed), or all tensors."""
-    for prefix in CHECKPOINT_PREFIXES:
-        if any(key.startswith(prefix) for key in tensors):
-            return {key[len(prefix) :]: array for key, array in tensors.items() if key.startswith(prefix)}
-    return tensors
 
 
 def _diffusers_key(key, up_blocks):
