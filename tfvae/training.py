@@ -117,8 +117,7 @@ class TrainConfig:
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}.")
         data.parse_image_size(self.image_size)
-        if self.channels not in (None, 1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {self.channels}.")
+        data.check_channels(self.channels)
         if not 0 <= self.validation_split < 1:
             raise ValueError(f"validation_split must be in [0, 1), got {self.validation_split}.")
         self.block_out_channels = tuple(self.block_out_channels)

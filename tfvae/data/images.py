@@ -129,16 +129,21 @@ class StreamedImages:
         """The keys (files, or `file#record`) of the bad images skipped so far."""
         return self.bad_images.skipped
 
-    def examples(self, shuffle_seed=None):
-        """The preprocessed images, one by one: files in order, or shuffled by `shuffle_seed`."""
-        decoded = self.bad_images.handle(self.source.examples(shuffle_seed))
+    def examples(self, shuffle_seed=None, reshuffle=True):
+        """The preprocessed images, one by one: files in order, or shuffled by `shuffle_seed` (every epoch, or once)."""
+        decoded = self.bad_images.handle(self.source.examples(shuffle_seed, reshuffle))
         return pipeline.preprocess(decoded, self.channels, self.image_size, self.image_shape[:2])
 
     def batches(self, batch_size, shuffle=True, binarize=False, flatten=True, seed=0, drop_remainder=False):
-        """A `tf.data.Dataset` of batches; see `pipeline.stream`. Cached sets shuffle after the cache only."""
-        shuffle_files = shuffle and self.cache is None
-        return pipeline.stream(self.examples(seed if shuffle_files else None), self.image_shape, batch_size,
-                               shuffle, binarize, flatten, seed, drop_remainder, self.cache, self.source.shard_policy)
+        """A `tf.data.Dataset` of batches; see `pipeline.stream`.
+
+        A cached set is cached with its files shuffled once, then shuffled through the buffer every epoch: through
+        all of it when the cache is in memory.
+        """
+        examples = self.examples(seed if shuffle else None, reshuffle=self.cache is None)
+        buffer = self.count if self.cache == "memory" else None
+        return pipeline.stream(examples, self.image_shape, batch_size, shuffle, binarize, flatten, seed,
+                               drop_remainder, self.cache, self.source.shard_policy, buffer)
 
     def take(self, count=None):
         """The first `count` images (all when None) in order, as a float32 array."""
@@ -171,25 +176,22 @@ class _Options:
     def __init__(self, image_size=None, channels=None, image_key=None, cache="auto", skip_bad_images=False,
                  data_dir=None, download=False):
         self.image_size = pipeline.parse_image_size(image_size)
-        if channels not in (None, 1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {channels!r}.")
+        pipeline.check_channels(channels)
         self.channels, self.image_key, self.cache = channels, image_key, cache
         self.skip_bad_images, self.data_dir, self.download = skip_bad_images, data_dir, download
 
 
 def _open(source, split, holdout, options):
     """Opens `source`; `holdout` is `(fraction, part, seed)` to take the `part` of a validation hold-out."""
-    if isinstance(source, str) and (arrays.is_idx_folder(source) or (
-            os.path.isfile(source) and sources.find_tfrecords(source) is None)):
+    by_hash = holdout and holdout[:2]
+    tfrecords = sources.find_tfrecords(source)
+    if tfrecords:
+        return StreamedImages(sources.TFRecordFiles(tfrecords, options.image_key, by_hash), options,
+                              _cache_name(source, holdout))
+    if arrays.is_idx_folder(source) or os.path.isfile(source):
         return _in_memory(arrays.load_array_images(source, split), holdout, options)
-    if isinstance(source, str) and os.path.isdir(source) and sources.find_tfrecords(source) is None:
-        folder_holdout = holdout and holdout[:2]
-        return StreamedImages(sources.ImageFolder(source, folder_holdout), options, _cache_name(source, holdout))
-    files = sources.find_tfrecords(source) if isinstance(source, list | tuple) or os.path.exists(source) or any(
-        character in source for character in "*?[") else None
-    if files:
-        tfrecords = sources.TFRecordFiles(files, options.image_key, holdout and holdout[:2])
-        return StreamedImages(tfrecords, options, _cache_name(source, holdout))
+    if os.path.isdir(source):
+        return StreamedImages(sources.ImageFolder(source, by_hash), options, _cache_name(source, holdout))
     return _open_tfds(source, split, holdout, options)
 
 
@@ -271,7 +273,5 @@ def _resolve_cache(cache, count, image_shape, name):
 
 def _cache_name(source, holdout):
     """A file name for the cache of `source` (and its hold-out part): readable, and unique to them."""
-    described = repr((source, holdout))
     base = os.path.basename(os.path.normpath(str(source[0] if isinstance(source, list | tuple) else source)))
-    part = holdout[1] if holdout and len(holdout) > 1 else "all"
-    return f"{base}-{part}-{hashlib.sha1(described.encode()).hexdigest()[:10]}"
+    return f"{base}-{hashlib.sha1(repr((source, holdout)).encode()).hexdigest()[:10]}"

@@ -10,6 +10,7 @@ for an image that could not be decoded. `stream` turns them into batches:
 In-memory arrays take `pipeline`, which shuffles indices and gathers each batch in one op.
 """
 
+import math
 import re
 
 import numpy as np
@@ -52,17 +53,18 @@ def pipeline(images, batch_size, shuffle=True, binarize=False, flatten=True, see
 
 
 def stream(examples, image_shape, batch_size, shuffle=True, binarize=False, flatten=True, seed=0,
-           drop_remainder=False, cache=None, shard_policy=tf.data.experimental.AutoShardPolicy.AUTO):
+           drop_remainder=False, cache=None, shard_policy=tf.data.experimental.AutoShardPolicy.AUTO, buffer_size=None):
     """Batches of preprocessed examples (`preprocess`'s output) for `fit`, with caching and a bounded shuffle.
 
     Args:
         examples: a `tf.data.Dataset` of float32 images `image_shape`, in a fixed order.
         image_shape: `(height, width, channels)` of every image.
         batch_size, binarize, flatten, seed, drop_remainder: as for `pipeline`.
-        shuffle: shuffle through a buffer of at most `SHUFFLE_BUFFER_BYTES` of images, anew every epoch.
+        shuffle: shuffle through a buffer anew every epoch.
         cache: None (decode every epoch), `"memory"`, or a file path prefix to cache the decoded images at.
         shard_policy: how `tf.distribute` splits the data between workers (`FILE` where each worker can read its
             own files).
+        buffer_size: images in the shuffle buffer; None for as many as `SHUFFLE_BUFFER_BYTES` hold.
 
     Returns:
         A prefetching `tf.data.Dataset` of float32 batches.
@@ -70,9 +72,8 @@ def stream(examples, image_shape, batch_size, shuffle=True, binarize=False, flat
     if cache is not None:
         examples = examples.cache("" if cache == "memory" else cache)
     if shuffle:
-        image_bytes = 4 * image_shape[0] * image_shape[1] * image_shape[2]
-        examples = examples.shuffle(max(1, SHUFFLE_BUFFER_BYTES // image_bytes), seed=seed,
-                                    reshuffle_each_iteration=True)
+        buffer_size = buffer_size or max(1, SHUFFLE_BUFFER_BYTES // (4 * math.prod(image_shape)))
+        examples = examples.shuffle(buffer_size, seed=seed, reshuffle_each_iteration=True)
     if flatten:
         examples = examples.map(lambda image: tf.reshape(image, [-1]))
     return _finish(examples.batch(batch_size, drop_remainder=drop_remainder), binarize, seed, shard_policy)
@@ -187,6 +188,12 @@ def parse_image_size(value):
     if len(sides) not in (1, 2) or not all(side.strip().isdigit() and int(side) > 0 for side in sides):
         raise ValueError(f"image_size must be a positive number or HEIGHTxWIDTH such as 64x48, got {value!r}.")
     return (int(sides[0]), int(sides[-1]))
+
+
+def check_channels(value):
+    """Raises `ValueError` unless `value` is None, 1 (grayscale) or 3 (RGB)."""
+    if value not in (None, 1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {value!r}.")
 
 
 def raise_data_errors(error):

@@ -1,7 +1,8 @@
 """Where streamed images come from: folders of image files, TFRecord files, and `tensorflow_datasets` sets.
 
-Each source gives a `tf.data.Dataset` of `(key, image, ok)` (see `tfvae.data.pipeline`) in a fixed order, or with its
-files shuffled by a seed, and says how `tf.distribute` can shard it. Folders and TFRecords hold out a validation
+Each source's `examples(shuffle_seed=None, reshuffle=True)` gives a `tf.data.Dataset` of `(key, image, ok)` (see
+`tfvae.data.pipeline`) in a fixed order, or with its files shuffled by a seed (anew every epoch, or once), and its
+`shard_policy` says how `tf.distribute` can shard it. Folders and TFRecords hold out a validation
 part chosen by a hash of each file's path (or record's file and index), so an example never moves between runs.
 """
 
@@ -44,16 +45,19 @@ class ImageFolder:
             relative = [os.path.relpath(path, root) for path in paths]
             chosen = held_out(relative, fraction).numpy() == (part == "validation")
             paths = [path for path, keep in zip(paths, chosen, strict=True) if keep]
+            if not paths:
+                raise DataError(f"{root}: none of its {len(relative)} images falls in the {part} part of a "
+                                f"validation split of {fraction}; give more images or another --validation-split.")
         self.paths = paths
         self.count = len(paths)
 
-    def examples(self, shuffle_seed=None):
+    def examples(self, shuffle_seed=None, reshuffle=True):
         # Each file is read as one fixed-length record, so that tf.distribute's FILE sharding finds a reader of files
         # and gives each worker its own files.
         sizes = [max(1, os.path.getsize(path)) for path in self.paths]
-        files = tf.data.Dataset.from_tensor_slices((self.paths, tf.constant(sizes, tf.int64)))
+        files = tf.data.Dataset.from_tensor_slices((tf.constant(self.paths, tf.string), tf.constant(sizes, tf.int64)))
         if shuffle_seed is not None:
-            files = files.shuffle(len(self.paths), seed=shuffle_seed, reshuffle_each_iteration=True)
+            files = files.shuffle(len(self.paths), seed=shuffle_seed, reshuffle_each_iteration=reshuffle)
         return files.interleave(
             lambda path, size: decode_each(path, tf.data.FixedLengthRecordDataset(path, size)),
             cycle_length=_INTERLEAVE_CYCLE, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -97,10 +101,10 @@ class TFRecordFiles:
         self.holdout = holdout
         self._check_key()
 
-    def examples(self, shuffle_seed=None):
+    def examples(self, shuffle_seed=None, reshuffle=True):
         files = tf.data.Dataset.from_tensor_slices(self.files)
         if shuffle_seed is not None:
-            files = files.shuffle(len(self.files), seed=shuffle_seed, reshuffle_each_iteration=True)
+            files = files.shuffle(len(self.files), seed=shuffle_seed, reshuffle_each_iteration=reshuffle)
         records = files.interleave(self._keyed_records, cycle_length=_INTERLEAVE_CYCLE,
                                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         if self.holdout is not None:
@@ -145,7 +149,8 @@ def find_tfrecords(source):
         shards = [os.path.join(source, name) for name in sorted(os.listdir(source))
                   if not name.startswith(".") and any(suffix in name for suffix in TFRECORD_SUFFIXES)]
         return shards or None
-    return [source] if any(suffix in os.path.basename(source) for suffix in TFRECORD_SUFFIXES) else None
+    named = os.path.isfile(source) and any(suffix in os.path.basename(source) for suffix in TFRECORD_SUFFIXES)
+    return [source] if named else None
 
 
 class TfdsImages:
@@ -155,7 +160,8 @@ class TfdsImages:
         name: the `tfds` name (`cifar10`, `celeb_a`, `oxford_flowers102`, ...).
         split: a `tfds` split, slices included (`train[:90%]`).
         image_key: the image feature; default the set's only `Image` feature, else `"image"`.
-        load: `tfds.load`-like function `(split, **kwargs) -> (dataset, info)` that reports unprepared sets.
+        info: the set's `tfds.core.DatasetInfo`.
+        load: a function `(split, **tfds_load_kwargs) -> tf.data.Dataset` that reports unprepared sets.
     """
 
     shard_policy = tf.data.experimental.AutoShardPolicy.AUTO
@@ -170,10 +176,11 @@ class TfdsImages:
                             f"{sorted(info.features)}. Name the image feature with --image-key (image_key=).")
         self.count = _split_size(info, split)
 
-    def examples(self, shuffle_seed=None):
+    def examples(self, shuffle_seed=None, reshuffle=True):
         import tensorflow_datasets as tfds
 
-        read_config = tfds.ReadConfig(add_tfds_id=True, shuffle_seed=shuffle_seed, try_autocache=False)
+        read_config = tfds.ReadConfig(add_tfds_id=True, shuffle_seed=shuffle_seed, try_autocache=False,
+                                      shuffle_reshuffle_each_iteration=reshuffle)
         dataset = self.load(self.split, shuffle_files=shuffle_seed is not None, read_config=read_config)
         return dataset.map(lambda example: (example["tfds_id"],
                                             tf.image.convert_image_dtype(example[self.image_key], tf.float32), True),
