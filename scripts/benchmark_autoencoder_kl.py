@@ -158,14 +158,14 @@ def main():
                     best[(task, name)] = measured
     print(f"AutoencoderKL block_out_channels={args.block_out_channels} layers_per_block={args.layers_per_block} "
           f"norm_num_groups={args.norm_num_groups}; best of {args.rounds} rounds x {args.repeats} steps")
-    print(f"{'task':<22} {'framework':<20} {'images/s':>9} {'vs tfvae':>8} {'first step s':>12} {'peak MiB':>9}")
+    print(f"{'task':<24} {'framework':<20} {'images/s':>9} {'vs tfvae':>8} {'first step s':>12} {'peak MiB':>9}")
     shapes = {"train": (args.train_size, args.train_batch), "encode": (args.encode_size, args.encode_batch)}
     for task in args.tasks:
         size, batch = shapes[task]
         for name in frameworks:
             row = best[(task, name)]
             ratio = row["images_per_second"] / best[(task, "tfvae")]["images_per_second"]
-            print(f"{f'{task} {size}x{size}, batch {batch}':<22} {name:<20} {row['images_per_second']:>9.2f} "
+            print(f"{f'{task} {size}x{size}, batch {batch}':<24} {name:<20} {row['images_per_second']:>9.2f} "
                   f"{ratio:>8.2f} {row['first_step_seconds']:>12.1f} {row['peak_mib']:>9.0f}", flush=True)
 
 
