@@ -58,13 +58,14 @@ class SampleImages(keras.callbacks.Callback):
 
     Writes to `<log_dir>/images`: `reconstructions` (inputs in the top row, their reconstructions below),
     `prior_samples` (E[x|z] for fixed z ~ N(0, I)) and `manifold` (E[x|z] over a grid of z, 2-D latents only).
+    The model needs `reconstruct(x)`; with `num_samples` above 0 also `latent_shape()` and `generate(z)`.
 
     Args:
         log_dir: the TensorBoard log directory of the run.
         examples: a few examples (8 is plenty), as the model takes them.
         image_shape: `(height, width, channels)` to show flat examples as images.
         every_n_epochs: how often to write.
-        num_samples: how many prior samples to show.
+        num_samples: how many prior samples to show; 0 for none (reconstructions only).
         seed: seeds the fixed prior samples.
     """
 
@@ -89,16 +90,20 @@ class SampleImages(keras.callbacks.Callback):
     def write(self, epoch):
         columns = len(self.examples)
         pairs = np.concatenate([self.as_images(self.examples), self.as_images(self.model.reconstruct(self.examples))])
-        latent_shape = self.model.latent_shape()
-        noise = np.random.default_rng(self.seed).standard_normal((self.num_samples, *latent_shape))
         with self.writer.as_default(step=epoch):
             tf.summary.image("reconstructions", visualize.tile(pairs, columns)[np.newaxis])
-            samples = self.as_images(self.model.generate(noise.astype(np.float32)))
-            tf.summary.image("prior_samples", visualize.tile(samples, 8)[np.newaxis])
-            if latent_shape == (2,):
-                grid = self.as_images(self.model.generate(visualize.manifold_latents(12)))
-                tf.summary.image("manifold", visualize.tile(grid, 12)[np.newaxis])
+            if self.num_samples:
+                self.write_samples()
         self.writer.flush()
+
+    def write_samples(self):
+        latent_shape = self.model.latent_shape()
+        noise = np.random.default_rng(self.seed).standard_normal((self.num_samples, *latent_shape))
+        samples = self.as_images(self.model.generate(noise.astype(np.float32)))
+        tf.summary.image("prior_samples", visualize.tile(samples, 8)[np.newaxis])
+        if latent_shape == (2,):
+            grid = self.as_images(self.model.generate(visualize.manifold_latents(12)))
+            tf.summary.image("manifold", visualize.tile(grid, 12)[np.newaxis])
 
     def as_images(self, values):
         return visualize.as_images(values, self.image_shape)

@@ -13,12 +13,15 @@ import sys
 import numpy as np
 
 from tfvae import __version__
+from tfvae.autoencoder_kl import AutoencoderKL, AutoencoderKLTrainer
+from tfvae.autoencoder_kl.objective import RECONSTRUCTION_LOSSES
 from tfvae.callbacks import NonFiniteLossError
 from tfvae.data import CACHE_IN_MEMORY_BYTES, DataError, open_images, open_training_images
 from tfvae.evaluate import summarize
 from tfvae.export import SignatureChangeError, export_saved_model
+from tfvae.model import VAE
 from tfvae.run_lock import RunLockedError
-from tfvae.saving import ModelFileError, load_vae
+from tfvae.saving import ModelFileError, load_model
 from tfvae.training import (
     JIT_COMPILE_CHOICES,
     LIKELIHOODS,
@@ -27,6 +30,7 @@ from tfvae.training import (
     STRATEGIES,
     ConfigError,
     TrainConfig,
+    monitored_metric,
     train,
 )
 from tfvae.validation import InputError
@@ -46,10 +50,11 @@ TRAIN_FLAGS = {
     "cache": f"keep decoded images in memory, decode them every epoch (none), or cache them in a folder; auto: memory "
     f"when they take at most {CACHE_IN_MEMORY_BYTES // 2**20} MiB as float32",
     "skip_bad_images": "skip images that cannot be decoded, and say how many at the end (default: stop at the first)",
-    "model": "network family: appendix-C MLPs, or convolutions with spatial latents",
+    "model": "network family: appendix-C MLPs, convolutions with spatial latents, or latent diffusion's KL "
+    "autoencoder (Stable Diffusion's VAE) trained with its GAN objective",
     "likelihood": "decoder likelihood (default: gaussian for frey_face, bernoulli otherwise)",
     "binarize": "dynamic binarization: resample binary pixels every epoch",
-    "latent_size": "size of z (N_z); latent channels for --model conv",
+    "latent_size": "size of z (N_z); latent channels for --model conv and autoencoder_kl (4 in Stable Diffusion)",
     "hidden_units": "width of the MLPs' tanh layers",
     "epochs": "passes over the training data",
     "batch_size": "examples per step",
@@ -57,9 +62,19 @@ TRAIN_FLAGS = {
     "beta": "weight of the KL term (beta-VAE)",
     "kl_warmup_steps": "steps over which the KL weight rises from 0 to beta",
     "free_bits": "KL (nats) per latent dimension below which it is not penalised",
+    "block_out_channels": "autoencoder_kl: channels of each resolution, finest first (N entries downsample 2^(N-1) "
+    "times)",
+    "layers_per_block": "autoencoder_kl: ResNet blocks per encoder resolution (the decoder has one more)",
+    "norm_num_groups": "autoencoder_kl: GroupNorm groups (divides every --block-out-channels entry)",
+    "reconstruction_loss": "autoencoder_kl: per-pixel error of the NLL with a learned variance",
+    "kl_weight": "autoencoder_kl: weight of the KL term",
+    "discriminator_layers": "autoencoder_kl: stride-2 layers of the PatchGAN discriminator (0: no discriminator)",
+    "discriminator_start": "autoencoder_kl: optimizer step from which the GAN losses count",
+    "discriminator_weight": "autoencoder_kl: factor of the adaptive weight of the generator's GAN loss",
     "validation_split": "fraction of the training split held out for validation (0: none); for folders and "
     "TFRecords chosen by a hash of each file path (record index), so it never moves between runs",
-    "early_stopping_patience": "stop after this many epochs without a better validation ELBO (0: never)",
+    "early_stopping_patience": "stop after this many epochs without a better validation ELBO (reconstruction error "
+    "for autoencoder_kl) (0: never)",
     "tensorboard": "write TensorBoard logs to OUTPUT_DIR/tensorboard",
     "image_every": "epochs between TensorBoard images",
     "seed": "seed of weights, data order, binarization and noise",
@@ -79,6 +94,7 @@ CHOICES = {
     "model": MODEL_FAMILIES,
     "channels": (1, 3),
     "likelihood": LIKELIHOODS,
+    "reconstruction_loss": RECONSTRUCTION_LOSSES,
     "jit_compile": JIT_COMPILE_CHOICES,
     "strategy": STRATEGIES,
     "precision": PRECISIONS,
@@ -190,7 +206,7 @@ def _build_parser(config_defaults):
     export = commands.add_parser(
         "export",
         parents=[logging],
-        help="export a saved .keras VAE (a final model or a checkpoint) as a new SavedModel version",
+        help="export a saved .keras VAE or AutoencoderKL (a final model or a checkpoint) as a new SavedModel version",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     export.add_argument("model", help="a .keras file saved by tfvae (model.keras or the checkpoint best.keras)")
@@ -215,6 +231,9 @@ def _add_field_flag(parser, field):
         parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default,
                             help=TRAIN_FLAGS[field.name])
         return
+    if field.type is tuple:
+        parser.add_argument(flag, type=int, nargs="+", default=field.default, help=TRAIN_FLAGS[field.name])
+        return
     kind = {int: int, float: float}.get(field.type, str)
     parser.add_argument(flag, type=kind, default=field.default, choices=CHOICES.get(field.name),
                         help=TRAIN_FLAGS[field.name])
@@ -228,9 +247,11 @@ def _train(args):
     except ValueError as error:
         raise ConfigError(str(error)) from error
     model, history, export_path = train(config)
-    print(f"final training ELBO per example: {history.history['elbo'][-1]:.2f}")
-    if "val_elbo" in history.history:
-        print(f"final validation ELBO per example: {history.history['val_elbo'][-1]:.2f}")
+    metric, _ = monitored_metric(config)
+    label, digits = {"elbo": ("ELBO per example", 2), "reconstruction": ("reconstruction error per pixel", 4)}[metric]
+    for prefix, split in (("", "training"), ("val_", "validation")):
+        if prefix + metric in history.history:
+            print(f"final {split} {label}: {history.history[prefix + metric][-1]:.{digits}f}")
     print(f"run directory: {config.output_dir}")
     if export_path:
         print(f"SavedModel: {export_path}")
@@ -247,7 +268,7 @@ def _evaluation_images(args):
 
 
 def _evaluate(args):
-    model = load_vae(args.model)
+    model = load_model(args.model)
     images = _evaluation_images(args)
     if args.binarize:
         images = (np.random.default_rng(args.seed).random(images.shape) < images).astype(np.float32)
@@ -264,7 +285,9 @@ def _evaluate(args):
 
 
 def _export(args):
-    model = load_vae(args.model)
+    model = load_model(args.model, (VAE, AutoencoderKL, AutoencoderKLTrainer))
+    if isinstance(model, AutoencoderKLTrainer):  # the best.keras of an autoencoder_kl run
+        model = model.autoencoder
     path = export_saved_model(model, args.model_dir, version=args.version, keep=args.keep,
                               allow_signature_change=args.allow_signature_change)
     print(f"SavedModel: {path}")

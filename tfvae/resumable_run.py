@@ -44,14 +44,18 @@ class ResumableRun(keras.callbacks.Callback):
 
     Args:
         run_dir: the run directory; `backup/`, `history.csv`, `history.json` and `best.keras` go there.
-        monitor: the logged metric whose highest value marks the best epoch (`val_elbo`, or `elbo`).
+        monitor: the logged metric whose best value marks the best epoch (`val_elbo`, or `elbo`).
+        mode: `"max"` when the highest value of `monitor` is the best, `"min"` when the lowest is.
     """
 
-    def __init__(self, run_dir, monitor="val_elbo"):
+    def __init__(self, run_dir, monitor="val_elbo", mode="max"):
         super().__init__()
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}.")
         self.run_dir = run_dir
         self.backup_dir = os.path.join(run_dir, "backup")
         self.monitor = monitor
+        self.mode = mode
         self.epochs = []
 
     def on_train_begin(self, logs=None):
@@ -85,8 +89,9 @@ class ResumableRun(keras.callbacks.Callback):
         self.model._initial_epoch = None
 
     def best_epoch(self):
-        """The first epoch with the highest value of `monitor` (NaN counts as lowest)."""
-        values = [record.get(self.monitor, math.nan) for record in self.epochs]
+        """The first epoch with the best value of `monitor` (NaN counts as the worst)."""
+        sign = 1 if self.mode == "max" else -1
+        values = [sign * record.get(self.monitor, math.nan) for record in self.epochs]
         values = [-math.inf if math.isnan(value) else value for value in values]
         return values.index(max(values))
 

@@ -44,12 +44,12 @@ def save_atomically(save, path):
             os.remove(partial_path)
 
 
-def load_vae(path):
-    """Loads a `tfvae.VAE` saved with `model.save(path)` (safe mode).
+def load_model(path, kinds=(VAE,)):
+    """Loads a model of one of `kinds` (`tfvae.VAE` by default) saved with `model.save(path)`, in safe mode.
 
     Raises:
         ModelFileError: for a missing file, a file that is not a `.keras` archive, or an archive that Keras cannot
-            load as a `tfvae.VAE`.
+            load as one of `kinds`.
     """
     if not os.path.isfile(path):
         raise ModelFileError(f"{path}: no such model file.")
@@ -59,6 +59,7 @@ def load_vae(path):
         model = keras.models.load_model(path, safe_mode=True)
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
         raise ModelFileError(f"{path}: a .keras archive that Keras cannot load as a model: {error}") from error
-    if not isinstance(model, VAE):
-        raise ModelFileError(f"{path} holds a {type(model).__name__}, not a tfvae.VAE.")
+    if not isinstance(model, kinds):
+        names = " or ".join(f"a tfvae.{kind.__name__}" for kind in kinds)
+        raise ModelFileError(f"{path} holds a {type(model).__name__}, not {names}.")
     return model

@@ -2,10 +2,15 @@
 
 A run directory (`output_dir`) ends up holding
 `config.json` (the run's settings; `tfvae train --config` repeats the run), `history.csv` (per-epoch metrics),
-`history.json` (the same, with each epoch's seconds), `best.keras` (the best model by validation ELBO),
-`model.keras` (the final model), `summary.png` (learning curves, reconstructions, samples), `backup/` (while a run
-is unfinished: what the same command resumes from, see `resumable_run`), `lock` (while a run writes there: its pid
-and host) and, with TensorBoard on, `tensorboard/`.
+`history.json` (the same, with each epoch's seconds), `best.keras` (the best model by validation ELBO, or by
+validation reconstruction error for `autoencoder_kl`), `model.keras` (the final model), `summary.png` (learning
+curves, reconstructions, samples; VAEs only), `backup/` (while a run is unfinished: what the same command resumes
+from, see `resumable_run`), `lock` (while a run writes there: its pid and host) and, with TensorBoard on,
+`tensorboard/`.
+
+`--model autoencoder_kl` trains a `tfvae.AutoencoderKL` with the latent-diffusion objective through an
+`AutoencoderKLTrainer`: `best.keras` holds that trainer (autoencoder, discriminator, objective, both optimizers),
+`model.keras` and the export the autoencoder alone.
 """
 
 import csv
@@ -19,18 +24,24 @@ import tensorflow as tf
 
 from tfvae import callbacks as tfvae_callbacks
 from tfvae import data, networks, saving, visualize
+from tfvae.autoencoder_kl import AutoencoderKL, AutoencoderKLTrainer, LatentDiffusionLoss, PatchDiscriminator
+from tfvae.autoencoder_kl.objective import RECONSTRUCTION_LOSSES
 from tfvae.export import SignatureChangeError, export_saved_model
 from tfvae.model import VAE
 from tfvae.resumable_run import ResumableRun
 from tfvae.run_lock import RunLock
+from tfvae.validation import InputError
 
 JIT_COMPILE_CHOICES = ("auto", "on", "off")
 STRATEGIES = ("default", "mirrored", "multiworker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-MODEL_FAMILIES = ("mlp", "conv")
+AUTOENCODER_KL = "autoencoder_kl"
+MODEL_FAMILIES = ("mlp", "conv", AUTOENCODER_KL)
 LIKELIHOODS = ("bernoulli", "gaussian")
 DIAGNOSTIC_EXAMPLES = 1000
-_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+_TYPE_NAMES = {
+    int: "an integer", float: "a number", bool: "true or false", str: "a string", tuple: "a list of integers"
+}
 
 
 class ConfigError(ValueError):
@@ -49,6 +60,12 @@ class TrainConfig:
     The defaults follow AEVB on Frey Face: a Gaussian decoder whose means pass through a sigmoid, 200 hidden
     units, minibatches of 100. `likelihood=None` picks Gaussian for Frey Face and Bernoulli for the others. For the
     convolutional family `latent_size` counts latent channels (the latent is `[h / 4, w / 4, latent_size]`).
+
+    `autoencoder_kl` is Stable Diffusion's VAE architecture by default (`block_out_channels`, `layers_per_block`,
+    `norm_num_groups`; `latent_size` latent channels, 4 in Stable Diffusion), trained with latent-diffusion's
+    objective: `reconstruction_loss`, `kl_weight`, and a PatchGAN of `discriminator_layers` layers (0: none) whose
+    loss counts from step `discriminator_start` with the adaptive weight times `discriminator_weight`. Both of its
+    optimizers are Adam with latent-diffusion's `beta_1 = 0.5`, `beta_2 = 0.9`.
 
     `batch_size` is the global batch: under a `strategy` with R replicas each replica takes `batch_size / R`
     examples of every step, and the result is the same as one device taking all of them.
@@ -75,6 +92,14 @@ class TrainConfig:
     beta: float = 1.0
     kl_warmup_steps: int = 0
     free_bits: float = 0.0
+    block_out_channels: tuple = (128, 256, 512, 512)
+    layers_per_block: int = 2
+    norm_num_groups: int = 32
+    reconstruction_loss: str = "l1"
+    kl_weight: float = 1e-6
+    discriminator_layers: int = 3
+    discriminator_start: int = 50001
+    discriminator_weight: float = 0.5
     validation_split: float = 0.1
     early_stopping_patience: int = 0
     tensorboard: bool = False
@@ -111,6 +136,9 @@ class TrainConfig:
         data.check_channels(self.channels)
         if not 0 <= self.validation_split < 1:
             raise ValueError(f"validation_split must be in [0, 1), got {self.validation_split}.")
+        self.block_out_channels = tuple(self.block_out_channels)
+        if self.model == AUTOENCODER_KL:
+            _check_autoencoder_kl(self)
 
     @classmethod
     def from_json(cls, path):
@@ -181,13 +209,13 @@ def _run(config, strategy, chief):
     train_images, validation_images = load_training_images(config)
     flatten = config.model == "mlp"
     examples = {"train": train_images, "validation": validation_images}
-    shown = DIAGNOSTIC_EXAMPLES if config.tensorboard else SUMMARY_EXAMPLES
+    shown = DIAGNOSTIC_EXAMPLES if config.tensorboard and config.model != AUTOENCODER_KL else SUMMARY_EXAMPLES
     inputs = {name: _as_inputs(images.take(shown), flatten) for name, images in examples.items() if images is not None}
     image_shape = train_images.image_shape
     with strategy.scope():
         model = build_model(config, image_shape)
         model.compile(
-            optimizer=keras.optimizers.Adam(config.learning_rate),
+            **make_optimizers(config),
             jit_compile={"auto": "auto", "on": True, "off": False}[config.jit_compile],
             steps_per_execution=1 if config.strategy == "multiworker" else config.steps_per_execution,
         )
@@ -212,11 +240,13 @@ def _run(config, strategy, chief):
         )
     _report_skipped(train_images, validation_images)
     history.history = read_history(os.path.join(run_dir, "history.csv"))
-    saving.save_atomically(model.save, os.path.join(run_dir, "model.keras"))
-    save_summary(model, history.history, inputs.get("validation", inputs["train"]), image_shape,
-                 os.path.join(run_dir, "summary.png"))
-    export_path = _export(model, config) if chief else None
-    return model, history, export_path
+    trained = model.autoencoder if config.model == AUTOENCODER_KL else model
+    saving.save_atomically(trained.save, os.path.join(run_dir, "model.keras"))
+    if config.model != AUTOENCODER_KL:
+        save_summary(model, history.history, inputs.get("validation", inputs["train"]), image_shape,
+                     os.path.join(run_dir, "summary.png"))
+    export_path = _export(trained, config) if chief else None
+    return trained, history, export_path
 
 
 def _export(model, config):
@@ -260,7 +290,10 @@ def load_training_images(config):
 
 
 def build_model(config, image_shape):
-    """The VAE of `config` for images of `image_shape`: appendix-C MLPs, or the convolutional pair."""
+    """The VAE of `config` for images of `image_shape`: appendix-C MLPs, or the convolutional pair; or, for
+    `autoencoder_kl`, the trainer of an `AutoencoderKL` (see `build_autoencoder_kl_trainer`)."""
+    if config.model == AUTOENCODER_KL:
+        return build_autoencoder_kl_trainer(config, image_shape)
     mean_activation = "sigmoid" if config.likelihood == "gaussian" else None
     if config.model == "mlp":
         size = int(np.prod(image_shape))
@@ -285,6 +318,57 @@ def build_model(config, image_shape):
     )
 
 
+def build_autoencoder_kl_trainer(config, image_shape):
+    """An `AutoencoderKLTrainer` of `config` for images of `image_shape`, built.
+
+    Raises:
+        InputError: when the images are too small for the model, or their sides not divisible by its downsampling.
+    """
+    autoencoder = AutoencoderKL(
+        in_channels=image_shape[-1], out_channels=image_shape[-1], block_out_channels=config.block_out_channels,
+        layers_per_block=config.layers_per_block, latent_channels=config.latent_size,
+        norm_num_groups=config.norm_num_groups, seed=config.seed, name=f"{config.model_name}_autoencoder_kl",
+    )
+    factor, sides = autoencoder.downsampling_factor, image_shape[:2]
+    if any(side % factor for side in sides):
+        raise InputError(
+            f"The images are {sides[0]}x{sides[1]} pixels, but an AutoencoderKL with {len(config.block_out_channels)} "
+            f"block_out_channels halves them {len(config.block_out_channels) - 1} times: height and width must be "
+            f"divisible by {factor}. Resize them with --image-size, or give fewer --block-out-channels."
+        )
+    discriminator = None
+    if config.discriminator_layers:
+        discriminator = PatchDiscriminator(num_layers=config.discriminator_layers)
+        if min(sides) < 2 ** (config.discriminator_layers + 2):
+            raise InputError(
+                f"--discriminator-layers {config.discriminator_layers} needs images of at least "
+                f"{2 ** (config.discriminator_layers + 2)} pixels a side, got {sides[0]}x{sides[1]}: use fewer "
+                "discriminator layers, larger --image-size, or --discriminator-layers 0 for no discriminator."
+            )
+    objective = LatentDiffusionLoss(
+        reconstruction_loss=config.reconstruction_loss, kl_weight=config.kl_weight,
+        discriminator_start=config.discriminator_start, discriminator_weight=config.discriminator_weight,
+    )
+    trainer = AutoencoderKLTrainer(autoencoder, objective, discriminator, name=f"{config.model_name}_trainer")
+    trainer.build((None, *image_shape))
+    return trainer
+
+
+def make_optimizers(config):
+    """The optimizers of a run, as `compile` arguments: Adam; latent-diffusion's Adam(beta_1=0.5, beta_2=0.9) for
+    the autoencoder and for its discriminator."""
+    if config.model != AUTOENCODER_KL:
+        return {"optimizer": keras.optimizers.Adam(config.learning_rate)}
+    optimizers = [keras.optimizers.Adam(config.learning_rate, beta_1=0.5, beta_2=0.9) for _ in range(2)]
+    return dict(zip(("optimizer", "discriminator_optimizer"), optimizers, strict=True))
+
+
+def monitored_metric(config):
+    """`(name, mode)` of the metric that picks `best.keras` and stops early: the ELBO (`"max"`) for a VAE, the
+    reconstruction error (`"min"`) for `autoencoder_kl`."""
+    return ("reconstruction", "min") if config.model == AUTOENCODER_KL else ("elbo", "max")
+
+
 def make_callbacks(config, inputs, image_shape):
     """Checkpoints, resumption, logs, early stopping and TensorBoard for a run of `config`.
 
@@ -293,23 +377,28 @@ def make_callbacks(config, inputs, image_shape):
         image_shape: the shape of one image, to show flat examples as pictures.
     """
     run = config.output_dir
-    monitor = "val_elbo" if "validation" in inputs else "elbo"
+    metric, mode = monitored_metric(config)
+    monitor = f"val_{metric}" if "validation" in inputs else metric
     callbacks = [
         tfvae_callbacks.StopOnNonFiniteLoss(),
-        ResumableRun(run, monitor),
+        ResumableRun(run, monitor, mode),
     ]
     if config.early_stopping_patience:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode="max", restore_best_weights=True,
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, restore_best_weights=True,
                                                        patience=config.early_stopping_patience))
     if config.tensorboard:
         log_dir = os.path.join(run, "tensorboard")
         shown = inputs.get("validation", inputs["train"])[:8]
-        callbacks += [
-            keras.callbacks.TensorBoard(log_dir, write_graph=False),
-            tfvae_callbacks.LatentDiagnostics(log_dir, inputs["train"][:DIAGNOSTIC_EXAMPLES],
-                                              _first(inputs.get("validation"), DIAGNOSTIC_EXAMPLES)),
-            tfvae_callbacks.SampleImages(log_dir, shown, image_shape, config.image_every, seed=config.seed),
-        ]
+        callbacks.append(keras.callbacks.TensorBoard(log_dir, write_graph=False))
+        if config.model == AUTOENCODER_KL:  # reconstructions only: N(0, I) is not its latents' distribution
+            callbacks.append(tfvae_callbacks.SampleImages(log_dir, shown, image_shape, config.image_every,
+                                                          num_samples=0))
+        else:
+            callbacks += [
+                tfvae_callbacks.LatentDiagnostics(log_dir, inputs["train"][:DIAGNOSTIC_EXAMPLES],
+                                                  _first(inputs.get("validation"), DIAGNOSTIC_EXAMPLES)),
+                tfvae_callbacks.SampleImages(log_dir, shown, image_shape, config.image_every, seed=config.seed),
+            ]
     return callbacks
 
 
@@ -357,7 +446,25 @@ def _has_type(value, field):
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if field.type is int:
         return isinstance(value, int) and not isinstance(value, bool)
+    if field.type is tuple:
+        return isinstance(value, list) and all(isinstance(item, int) and not isinstance(item, bool) for item in value)
     return isinstance(value, field.type)
+
+
+def _check_autoencoder_kl(config):
+    _check_choice("reconstruction_loss", config.reconstruction_loss, RECONSTRUCTION_LOSSES)
+    if not config.block_out_channels or min(config.block_out_channels) < 1 or config.norm_num_groups < 1:
+        raise ValueError(f"block_out_channels must be positive widths, got {config.block_out_channels}.")
+    if any(channels % config.norm_num_groups for channels in config.block_out_channels):
+        raise ValueError(
+            f"Every entry of block_out_channels {config.block_out_channels} must be divisible by norm_num_groups "
+            f"({config.norm_num_groups})."
+        )
+    if config.layers_per_block < 1:
+        raise ValueError(f"layers_per_block must be at least 1, got {config.layers_per_block}.")
+    for field in ("kl_weight", "discriminator_layers", "discriminator_start", "discriminator_weight"):
+        if getattr(config, field) < 0:
+            raise ValueError(f"{field} must be >= 0, got {getattr(config, field)}.")
 
 
 def _check_choice(name, value, choices):

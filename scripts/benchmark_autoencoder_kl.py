@@ -1,0 +1,173 @@
+"""Speed of `tfvae.AutoencoderKL` against diffusers' PyTorch `AutoencoderKL` of the same config, on this CPU.
+
+Two measurements, each in a fresh process per framework, the frameworks alternating round after round (a shared
+machine's other tenants only ever slow a run down, so each row keeps its best round):
+
+- train: images per second of one training step at `--train-size` (64x64 by default), batch `--train-batch`:
+  encode, one posterior sample, decode, latent-diffusion's `sum |x - x_hat| / exp(s) + s` per example plus
+  `1e-6 * KL`, the backward pass and an Adam step over the autoencoder and `s`. tfvae runs
+  `AutoencoderKLTrainer.train_on_batch` with XLA and no discriminator; PyTorch the same loss in an idiomatic loop
+  (`zero_grad`/`backward`/`step`).
+- encode: images per second of `encode(x)` and the posterior's mode at `--encode-size` (256x256), batch
+  `--encode-batch`, without gradients: tfvae's `encode` in a `tf.function` with XLA (`jit_compile=True`), diffusers'
+  `vae.encode(x).latent_dist.mode()` under `torch.no_grad()`.
+
+Each process reports the best of `--repeats` timed steps after a warm-up step, the seconds to the first step
+(tracing and compilation for tfvae), and its peak resident memory (ru_maxrss). `--pytorch PYTHON` names an
+interpreter with torch and diffusers (never a dependency of tfvae); without it only tfvae is measured.
+`--profile DIR` writes a `tf.profiler` trace of tfvae's timed train steps, for TensorBoard's profile tab.
+
+    python scripts/benchmark_autoencoder_kl.py --pytorch /work/venv-torch/bin/python [--rounds 2]
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+from benchmark import best_seconds  # scripts/benchmark.py, beside this script
+
+KL_WEIGHT = 1e-6
+TASKS = ("train", "encode")
+
+
+def images(batch, size, seed=0):
+    import numpy as np
+
+    return np.random.default_rng(seed).uniform(-1, 1, (batch, size, size, 3)).astype(np.float32)
+
+
+def config_of(args):
+    return {"block_out_channels": args.block_out_channels, "layers_per_block": args.layers_per_block,
+            "norm_num_groups": args.norm_num_groups, "latent_channels": 4}
+
+
+def measure_tfvae(task, args):
+    import keras
+    import tensorflow as tf
+
+    import tfvae
+    from tfvae.autoencoder_kl import AutoencoderKLTrainer, LatentDiffusionLoss
+
+    model = tfvae.AutoencoderKL(**config_of(args), seed=0)
+    if task == "train":
+        trainer = AutoencoderKLTrainer(model, LatentDiffusionLoss(kl_weight=KL_WEIGHT))
+        trainer.build((None, args.train_size, args.train_size, 3))
+        trainer.compile(keras.optimizers.Adam(1e-4), jit_compile=True)
+        x = tf.constant((images(args.train_batch, args.train_size) + 1) / 2)  # the trainer takes [0, 1]
+        step, batch = (lambda: trainer.train_on_batch(x)), args.train_batch
+    else:
+        encode = tf.function(lambda x: model.encode(x).mode(), jit_compile=True)
+        x = tf.constant(images(args.encode_batch, args.encode_size))
+        step, batch = (lambda: encode(x).numpy()), args.encode_batch
+    return time_steps(step, batch, args, profile=args.profile if task == "train" else None)
+
+
+def measure_pytorch(task, args):
+    import torch
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    channels = args.block_out_channels
+    model = AutoencoderKL(block_out_channels=channels, layers_per_block=args.layers_per_block,
+                          norm_num_groups=args.norm_num_groups, latent_channels=4,
+                          down_block_types=["DownEncoderBlock2D"] * len(channels),
+                          up_block_types=["UpDecoderBlock2D"] * len(channels))
+    if task == "train":
+        logvar = torch.nn.Parameter(torch.zeros(()))
+        optimizer = torch.optim.Adam([*model.parameters(), logvar], 1e-4)
+        x = torch.from_numpy(images(args.train_batch, args.train_size)).permute(0, 3, 1, 2).contiguous()
+
+        def step():
+            optimizer.zero_grad()
+            posterior = model.encode(x).latent_dist
+            x_hat = model.decode(posterior.sample()).sample
+            nll = (torch.abs(x - x_hat) / torch.exp(logvar) + logvar).sum() / len(x)
+            (nll + KL_WEIGHT * posterior.kl().mean()).backward()
+            optimizer.step()
+
+        return time_steps(step, args.train_batch, args)
+    x = torch.from_numpy(images(args.encode_batch, args.encode_size)).permute(0, 3, 1, 2).contiguous()
+
+    def encode():
+        with torch.no_grad():
+            model.encode(x).latent_dist.mode()
+
+    return time_steps(encode, args.encode_batch, args)
+
+
+def time_steps(step, batch, args, profile=None):
+    start = time.perf_counter()
+    step()
+    first = time.perf_counter() - start
+    if profile:
+        import tensorflow as tf
+
+        tf.profiler.experimental.start(profile)
+    seconds = best_seconds(step, args.repeats)
+    if profile:
+        tf.profiler.experimental.stop()
+    return {"images_per_second": batch / seconds, "first_step_seconds": first,
+            "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def measure_in_subprocess(python, framework, task, argv):
+    command = [python, os.path.abspath(__file__), *argv, "--worker", f"{framework},{task}"]
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    if result.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pytorch", metavar="PYTHON", help="an interpreter with torch and diffusers")
+    parser.add_argument("--block-out-channels", type=int, nargs="+", default=[64, 128, 128, 256])
+    parser.add_argument("--layers-per-block", type=int, default=1)
+    parser.add_argument("--norm-num-groups", type=int, default=32)
+    parser.add_argument("--train-size", type=int, default=64)
+    parser.add_argument("--train-batch", type=int, default=8)
+    parser.add_argument("--encode-size", type=int, default=256)
+    parser.add_argument("--encode-batch", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=5, help="timed steps per process (the best counts)")
+    parser.add_argument("--rounds", type=int, default=2, help="alternations of the frameworks (the best counts)")
+    parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
+    parser.add_argument("--profile", metavar="DIR", help="write a tf.profiler trace of tfvae's train steps")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # "framework,task": measure one, print JSON
+    return parser.parse_args(argv)
+
+
+def main():
+    argv = sys.argv[1:]
+    args = parse_args(argv)
+    if args.worker:
+        framework, task = args.worker.split(",")
+        print(json.dumps((measure_tfvae if framework == "tfvae" else measure_pytorch)(task, args)))
+        return
+    frameworks = {"tfvae": sys.executable, **({"diffusers (PyTorch)": args.pytorch} if args.pytorch else {})}
+    best = {}
+    for _ in range(args.rounds):
+        for task in args.tasks:
+            for name, python in frameworks.items():
+                measured = measure_in_subprocess(python, "tfvae" if name == "tfvae" else "pytorch", task, argv)
+                kept = best.get((task, name))
+                if kept is None or measured["images_per_second"] > kept["images_per_second"]:
+                    best[(task, name)] = measured
+    print(f"AutoencoderKL block_out_channels={args.block_out_channels} layers_per_block={args.layers_per_block} "
+          f"norm_num_groups={args.norm_num_groups}; best of {args.rounds} rounds x {args.repeats} steps")
+    print(f"{'task':<24} {'framework':<20} {'images/s':>9} {'vs tfvae':>8} {'first step s':>12} {'peak MiB':>9}")
+    shapes = {"train": (args.train_size, args.train_batch), "encode": (args.encode_size, args.encode_batch)}
+    for task in args.tasks:
+        size, batch = shapes[task]
+        for name in frameworks:
+            row = best[(task, name)]
+            ratio = row["images_per_second"] / best[(task, "tfvae")]["images_per_second"]
+            print(f"{f'{task} {size}x{size}, batch {batch}':<24} {name:<20} {row['images_per_second']:>9.2f} "
+                  f"{ratio:>8.2f} {row['first_step_seconds']:>12.1f} {row['peak_mib']:>9.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""`AutoencoderKLTrainer`: trains an `AutoencoderKL` with `fit`, the latent-diffusion objective and two optimizers."""
+
+import keras
+import tensorflow as tf
+
+from tfvae.autoencoder_kl.objective import LatentDiffusionLoss
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class AutoencoderKLTrainer(keras.Model):
+    """An autoencoder, its objective and an optional discriminator, trained by `fit` in one step per batch.
+
+    Each train step, for a batch `x` of images in [0, 1] (what tfvae's data pipelines give; the autoencoder sees
+    `2x - 1` in [-1, 1], as Stable Diffusion's VAE, and the losses are computed there, as in latent-diffusion):
+
+    1. `q(z|x) = autoencoder.encode(x)`, `z ~ q(z|x)`, `x_hat = autoencoder.decode(z)`;
+    2. the autoencoder's optimizer (`compile(optimizer=...)`) takes a step on
+       `L_G = nll + w_KL * KL + lambda * f(step) * L_gen` over the autoencoder's weights and the objective's
+       log-variance, where `lambda` (the adaptive weight) compares the gradients of `nll` and `L_gen` at the
+       decoder's last kernel (see `LatentDiffusionLoss`);
+    3. the discriminator's optimizer (`compile(discriminator_optimizer=...)`) takes a step on the hinge loss of
+       `D(x)` against `D(stop_gradient(x_hat))`, times `f(step)`.
+
+    `step` is the autoencoder optimizer's iteration count, so the discriminator start survives resuming. Every loss
+    is a batch mean and is divided by the number of replicas before the gradient, so training under a
+    `tf.distribute` strategy equals one device taking the whole batch. Without a discriminator, steps 2-3 reduce
+    to `nll + w_KL * KL` and one optimizer.
+
+    `fit` reports `loss` (`L_G`), `reconstruction` (the mean per-pixel error `r`), `nll`, `kl`, `logvar` and, with
+    a discriminator, `generator_loss` (`L_gen`), `discriminator_loss` (the hinge loss, before `f`) and
+    `adaptive_weight` (`lambda`). `evaluate` reports the first five at the posterior mode, and the discriminator's
+    losses in inference mode.
+
+    Args:
+        autoencoder: a `tfvae.AutoencoderKL`, or any Keras model with `encode(x) -> DiagonalGaussian`,
+            `decode(z) -> images`, `next_seed()` (the posterior samples draw from it) and a `decoder` whose last
+            layer has a `kernel`.
+        objective: a `LatentDiffusionLoss`; None for its defaults.
+        discriminator: a `PatchDiscriminator` (or any Keras layer from images to logits), or None for no GAN.
+        **kwargs: passed to `keras.Model`.
+    """
+
+    def __init__(self, autoencoder, objective=None, discriminator=None, **kwargs):
+        super().__init__(**kwargs)
+        self.autoencoder = autoencoder
+        self.objective = LatentDiffusionLoss() if objective is None else objective
+        self.discriminator = discriminator
+        names = ["loss", "reconstruction", "nll", "kl", "logvar"]
+        if discriminator is not None:
+            names += ["generator_loss", "discriminator_loss", "adaptive_weight"]
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+        self.discriminator_optimizer = None
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def build(self, input_shape):
+        """Builds the autoencoder and the discriminator for images of `input_shape`."""
+        if not self.autoencoder.built:
+            self.autoencoder.build(input_shape)
+        if self.discriminator is not None and not self.discriminator.built:
+            self.discriminator.build(input_shape)
+        self.built = True
+
+    def compile(self, optimizer="adam", discriminator_optimizer="adam", jit_compile="auto", **kwargs):
+        """`keras.Model.compile` with a second optimizer, for the discriminator.
+
+        Args:
+            optimizer: the autoencoder's (and log-variance's) optimizer.
+            discriminator_optimizer: the discriminator's optimizer (unused without a discriminator).
+            jit_compile: XLA for the train step; `"auto"` means XLA unless a `tf.distribute` strategy is active
+                (Keras requires it off there), as for `tfvae.VAE`.
+            **kwargs: passed to `keras.Model.compile` (`steps_per_execution`, ...).
+        """
+        if jit_compile == "auto":
+            jit_compile = not tf.distribute.has_strategy()
+        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+        self.discriminator_optimizer = None
+        if self.discriminator is not None:
+            discriminator_optimizer = keras.optimizers.get(discriminator_optimizer)
+            if self.dtype_policy.name == "mixed_float16":
+                discriminator_optimizer = keras.optimizers.LossScaleOptimizer(discriminator_optimizer)
+            self.discriminator_optimizer = discriminator_optimizer
+        if self.built:
+            self.build_optimizers()
+
+    def build_optimizers(self):
+        """Creates the optimizers' variables, each for the weights it trains (before restoring a checkpoint)."""
+        self.optimizer.build(self.generator_variables)
+        if self.discriminator_optimizer is not None:
+            self.discriminator_optimizer.build(self.discriminator.trainable_variables)
+
+    @property
+    def generator_variables(self):
+        """What the autoencoder's optimizer trains: the autoencoder's weights and the objective's log-variance."""
+        return self.autoencoder.trainable_variables + self.objective.trainable_variables
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config and self.discriminator_optimizer is not None:
+            config["discriminator_optimizer"] = keras.saving.serialize_keras_object(self.discriminator_optimizer)
+        return config
+
+    def compile_from_config(self, config):
+        """Recompiles a loaded trainer (Keras skips models whose `compile` is overridden unless this is defined)."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+
+    def call(self, x, training=None):
+        """The reconstruction of `x` (images in [0, 1]) from a posterior sample."""
+        _, x_hat = self.sampled_reconstruction(_as_model_range(x), training=training)
+        return _as_data_range(x_hat)
+
+    def sampled_reconstruction(self, x, training=None):
+        """`(q(z|x), decode(z))` for one `z ~ q(z|x)`, with images in the autoencoder's range [-1, 1]."""
+        posterior = self.autoencoder.encode(x, training=training)
+        z = posterior.sample(seed=self.autoencoder.next_seed())
+        return posterior, self.autoencoder.decode(z, training=training)
+
+    def reconstruct(self, x):
+        """The deterministic reconstruction of images `x` in [0, 1]: the decoded posterior mode, in [0, 1]."""
+        x = _as_model_range(x)
+        return _as_data_range(self.autoencoder.decode(self.autoencoder.encode(x).mode()))
+
+    def train_step(self, data):
+        x = _as_model_range(_images(data))
+        factor = self.objective.discriminator_factor_at(self.optimizer.iterations)  # before the step counts
+        with tf.GradientTape(persistent=self.discriminator is not None) as tape:
+            posterior, x_hat = self.sampled_reconstruction(x, training=True)
+            error = self.objective.reconstruction_error(x, x_hat)
+            nll = self.objective.nll(error)
+            kl = self.objective.kl(posterior)
+            autoencoder_loss = nll + self.objective.kl_weight * kl
+            if self.discriminator is not None:
+                generator_loss = self.objective.generator_loss(self.discriminator(x_hat, training=True))
+        logs = {"reconstruction": tf.reduce_mean(error), "nll": nll, "kl": kl, "logvar": self.objective.logvar}
+        if self.discriminator is None:
+            self._apply(self.optimizer, tape, [autoencoder_loss], [1.0], self.generator_variables)
+            return self._update_metrics(loss=autoencoder_loss, **logs)
+
+        kernel = self.decoder_kernel()
+        weight = self.objective.adaptive_weight(tape.gradient(nll, kernel), tape.gradient(generator_loss, kernel))
+        generator_weight = weight * factor
+        self._apply(self.optimizer, tape, [autoencoder_loss, generator_loss], [1.0, generator_weight],
+                    self.generator_variables)
+        del tape
+        with tf.GradientTape() as tape:
+            discriminator_loss = self.discriminator_loss(x, tf.stop_gradient(x_hat), training=True)
+            factored = factor * discriminator_loss
+        self._apply(self.discriminator_optimizer, tape, [factored], [1.0], self.discriminator.trainable_variables)
+        return self._update_metrics(
+            loss=autoencoder_loss + generator_weight * generator_loss, generator_loss=generator_loss,
+            discriminator_loss=discriminator_loss, adaptive_weight=weight, **logs,
+        )
+
+    def test_step(self, data):
+        x = _as_model_range(_images(data))
+        posterior = self.autoencoder.encode(x, training=False)
+        x_hat = self.autoencoder.decode(posterior.mode(), training=False)
+        error = self.objective.reconstruction_error(x, x_hat)
+        nll, kl = self.objective.nll(error), self.objective.kl(posterior)
+        logs = {"loss": nll + self.objective.kl_weight * kl, "reconstruction": tf.reduce_mean(error), "nll": nll,
+                "kl": kl, "logvar": self.objective.logvar}
+        if self.discriminator is not None:
+            logs["generator_loss"] = self.objective.generator_loss(self.discriminator(x_hat, training=False))
+            logs["discriminator_loss"] = self.discriminator_loss(x, x_hat, training=False)
+        return self._update_metrics(**logs)
+
+    def discriminator_loss(self, x, x_hat, training=None):
+        """The hinge loss of the discriminator on real images `x` and reconstructions `x_hat` (range [-1, 1])."""
+        logits_real = self.discriminator(x, training=training)
+        logits_fake = self.discriminator(x_hat, training=training)
+        return self.objective.discriminator_loss(logits_real, logits_fake)
+
+    def decoder_kernel(self):
+        """The kernel of the decoder's last layer, where the adaptive weight compares gradients.
+
+        Raises:
+            ValueError: when the autoencoder's decoder has no last layer with a kernel.
+        """
+        decoder = getattr(self.autoencoder, "decoder", None)
+        last = getattr(decoder, "conv_out", None) or (decoder.layers[-1] if getattr(decoder, "layers", None) else None)
+        kernel = getattr(last, "kernel", None)
+        if kernel is None:
+            raise ValueError(
+                "The adaptive generator weight needs the kernel of the decoder's last layer: give the autoencoder a "
+                "`decoder` whose `conv_out` (or last layer) has a `kernel`, or train without a discriminator."
+            )
+        return kernel
+
+    def _apply(self, optimizer, tape, losses, weights, variables):
+        """One optimizer step on `sum_i weights[i] * losses[i]`, scaled for replicas and for loss scaling."""
+        replica_scale = 1.0 / tf.distribute.get_strategy().num_replicas_in_sync
+        output_gradients = [optimizer.scale_loss(tf.cast(weight, "float32") * replica_scale) for weight in weights]
+        gradients = tape.gradient(losses, variables, output_gradients=output_gradients)
+        optimizer.apply_gradients(zip(gradients, variables, strict=True))
+
+    def _update_metrics(self, **values):
+        for name, value in values.items():
+            self.trackers[name].update_state(value)
+        return {name: self.trackers[name].result() for name in values}
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "autoencoder": keras.saving.serialize_keras_object(self.autoencoder),
+            "objective": keras.saving.serialize_keras_object(self.objective),
+            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for name in ("autoencoder", "objective", "discriminator"):
+            config[name] = keras.saving.deserialize_keras_object(config[name])
+        return cls(**config)
+
+
+def _images(data):
+    x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+    return x
+
+
+def _as_model_range(x):
+    """Images in [0, 1] as the autoencoder takes them, in [-1, 1]."""
+    return 2.0 * tf.cast(x, "float32") - 1.0
+
+
+def _as_data_range(x):
+    """The autoencoder's images, in [-1, 1], back in [0, 1]."""
+    return (tf.cast(x, "float32") + 1.0) / 2.0
