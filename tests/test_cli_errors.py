@@ -66,7 +66,8 @@ def results(tmp_path_factory):
         "missing model": (["evaluate", str(files / "missing.keras")], r"missing\.keras: no such model file\.$"),
         "junk model": (["evaluate", str(files / "junk.keras")], r"junk\.keras is not a \.keras archive"),
         "not a VAE": (["export", str(files / "dense.keras"), "--model-dir", str(files / "x")],
-                      r"dense\.keras holds a Sequential, not a tfvae\.VAE\.$"),
+                      r"dense\.keras holds a Sequential, not a tfvae\.VAE, tfvae\.AutoencoderKL or "
+                      r"tfvae\.AutoencoderKLTrainer\.$"),
         "missing config": (["train", "--config", str(files / "none.json")], r"--config .*none\.json: no such file\.$"),
         "config not JSON": (["train", "--config", str(files / "a_file")], r"cannot read it as a JSON config file"),
         "config not an object": (["train", "--config", write_json(files / "list.json", [1])],

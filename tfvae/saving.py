@@ -60,6 +60,7 @@ def load_model(path, kinds=(VAE,)):
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
         raise ModelFileError(f"{path}: a .keras archive that Keras cannot load as a model: {error}") from error
     if not isinstance(model, kinds):
-        names = " or ".join(f"a tfvae.{kind.__name__}" for kind in kinds)
-        raise ModelFileError(f"{path} holds a {type(model).__name__}, not {names}.")
+        names = [f"tfvae.{kind.__name__}" for kind in kinds]
+        expected = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+        raise ModelFileError(f"{path} holds a {type(model).__name__}, not a {expected}.")
     return model
