@@ -1,17 +1,10 @@
 import csv
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import keras
 import numpy as np
 import pytest
 
 from tfvae import callbacks, training
-
-TFVAE = os.path.join(os.path.dirname(sys.executable), "tfvae")
 
 
 def epochs_logged(run_dir):
@@ -20,36 +13,6 @@ def epochs_logged(run_dir):
         return []
     with open(path, newline="") as file:
         return [int(row["epoch"]) for row in csv.DictReader(file)]
-
-
-def test_sigkill_mid_training_then_the_same_command_resumes(tmp_path):
-    run_dir = tmp_path / "run"
-    command = [TFVAE, "train", "--quiet", "--epochs", "12", "--batch-size", "10", "--latent-size", "2",
-               "--jit-compile", "off", "--validation-split", "0", "--output-dir", str(run_dir),
-               "--export-root", str(tmp_path / "exports"),
-               "--data-dir", str(tmp_path / "tfds")]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 240
-        while len(epochs_logged(run_dir)) < 2:
-            assert process.poll() is None, "training ended before it could be killed"
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    finished_before_kill = epochs_logged(run_dir)
-    assert finished_before_kill == list(range(len(finished_before_kill))) and len(finished_before_kill) < 12
-    assert (run_dir / "backup").exists(), "an interrupted run keeps its backup"
-    assert not (tmp_path / "exports").exists()
-
-    subprocess.run(command, env=env, check=True, capture_output=True, timeout=600)
-    assert epochs_logged(run_dir) == list(range(12)), "each epoch ran once: the interrupted one again, no other"
-    assert not (run_dir / "backup").exists()
-    assert (tmp_path / "exports" / "frey_face" / "1" / "saved_model.pb").exists()
 
 
 class ExplodeAtEpoch(keras.callbacks.Callback):
