@@ -8,7 +8,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from tfvae import data
+from tfvae import data, training
 
 
 def save(path, pixels, **options):
@@ -226,3 +226,18 @@ def test_unknown_names_and_unprepared_tfds_sets_are_reported(tmp_path):
         data.open_images("no_such_set")
     with pytest.raises(data.DataError, match="'cifar10' is not prepared.*downloads are off"):
         data.open_images("cifar10", data_dir=str(tmp_path))
+
+
+def test_tfvae_trains_on_tfrecords_whose_count_is_unknown(tmp_path):
+    rng = np.random.default_rng(0)
+    encoded = [tf.io.encode_png(rng.integers(0, 256, (8, 8, 1), dtype=np.uint8)).numpy() for _ in range(20)]
+    write_tfrecords(tmp_path / "faces.tfrecord", encoded)
+    config = training.TrainConfig(dataset=str(tmp_path / "faces.tfrecord"), image_size=8, model="conv",
+                                  latent_size=2, epochs=2, batch_size=8, validation_split=0, jit_compile="off",
+                                  steps_per_execution=1, verbose=0, output_dir=str(tmp_path / "run"),
+                                  export_root=str(tmp_path / "exports"))
+    assert config.image_size == "8x8"  # spelled as config.json and --image-size take it back
+    model, history, export_path = training.train(config)
+    assert len(history.history["elbo"]) == 2 and np.isfinite(history.history["elbo"]).all()
+    assert model.data_shape == (8, 8, 1) and os.path.exists(os.path.join(export_path, "saved_model.pb"))
+    assert training.TrainConfig.from_json(str(tmp_path / "run" / "config.json")) == config

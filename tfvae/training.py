@@ -132,7 +132,8 @@ class TrainConfig:
                 raise ValueError(f"{field} must be at least 1, got {getattr(self, field)}.")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}.")
-        data.parse_image_size(self.image_size)
+        size = data.parse_image_size(self.image_size)
+        self.image_size = None if size is None else f"{size[0]}x{size[1]}"  # as config.json and the flag spell it
         data.check_channels(self.channels)
         if not 0 <= self.validation_split < 1:
             raise ValueError(f"validation_split must be in [0, 1), got {self.validation_split}.")
@@ -225,8 +226,9 @@ def _run(config, strategy, chief):
     def batches(images, training):
         # Training batches all have batch_size examples (a static shape: the train step compiles once); the
         # examples of a last partial batch are left out of that epoch, and shuffling leaves out others the next.
-        # A training split smaller than one batch is one batch. Validation keeps every example.
-        drop_remainder = training and images.count >= config.batch_size
+        # A training split smaller than one batch is one batch. Validation keeps every example. TFRecords (and some
+        # tfds splits) do not say how many examples they hold: their count is None.
+        drop_remainder = training and (images.count is None or images.count >= config.batch_size)
         return images.batches(config.batch_size, training, config.binarize, flatten, config.seed, drop_remainder)
 
     with data.raising_data_errors():
