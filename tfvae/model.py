@@ -6,6 +6,7 @@ import tensorflow as tf
 from tfvae import likelihoods, ops, validation
 from tfvae.distributions import DEFAULT_LOGVAR_RANGE
 from tfvae.eager import compiled_when_eager
+from tfvae.keras_steps import GraphValidation, reducible_across_workers
 from tfvae.layers import DiagonalGaussianLambda
 
 _SEED_STATE_KEY = "seed_generator_state"
@@ -17,7 +18,7 @@ STEPS_PER_EXECUTION = 10
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
-class VAE(keras.Model):
+class VAE(GraphValidation, keras.Model):
     """A variational autoencoder (Kingma & Welling, "Auto-Encoding Variational Bayes").
 
     The data path of `call`:
@@ -240,35 +241,11 @@ class VAE(keras.Model):
         """Recompiles a loaded model (Keras skips models whose `compile` is overridden unless this is defined)."""
         self.compile(**keras.saving.deserialize_keras_object(config))
 
-    def make_test_function(self, force=False):
-        """Keras' test function (validation in `fit`, and `evaluate`), as a TensorFlow graph even when XLA is on.
-
-        XLA compiles anew for every batch size, and a validation split rarely divides into whole batches: its last
-        batch cost a second compilation, seconds in the first epoch. A graph runs batches of any size from one trace.
-        """
-        jit_compile = self.jit_compile
-        self.jit_compile = False
-        try:
-            return super().make_test_function(force)
-        finally:
-            self.jit_compile = jit_compile
-
     def train_step(self, data):
-        return self._reducible_across_workers(super().train_step(data))
+        return reducible_across_workers(self.distribute_strategy, super().train_step(data))
 
     def test_step(self, data):
-        return self._reducible_across_workers(super().test_step(data))
-
-    def _reducible_across_workers(self, logs):
-        """Gives each log value an axis when training on several workers.
-
-        Keras 3 reduces the step's outputs under a multi-worker strategy with `strategy.reduce("MEAN", v, axis=0)`,
-        which fails on scalars (tensorflow/tensorflow#72388); a `[1]` value reduces to the same scalar.
-        """
-        extended = self.distribute_strategy.extended
-        if not getattr(extended, "_in_multi_worker_mode", lambda: False)():
-            return logs
-        return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return reducible_across_workers(self.distribute_strategy, super().test_step(data))
 
     def fit(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.fit`, after checking `x` and `validation_data` (see `validation.check_data`)."""

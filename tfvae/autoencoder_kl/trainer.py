@@ -4,10 +4,11 @@ import keras
 import tensorflow as tf
 
 from tfvae.autoencoder_kl.objective import LatentDiffusionLoss
+from tfvae.keras_steps import GraphValidation, reducible_across_workers
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
-class AutoencoderKLTrainer(keras.Model):
+class AutoencoderKLTrainer(GraphValidation, keras.Model):
     """An autoencoder, its objective and an optional discriminator, trained by `fit` in one step per batch.
 
     Each train step, for a batch `x` of images in [0, 1] (what tfvae's data pipelines give; the autoencoder sees
@@ -22,9 +23,10 @@ class AutoencoderKLTrainer(keras.Model):
        `D(x)` against `D(stop_gradient(x_hat))`, times `f(step)`.
 
     `step` is the autoencoder optimizer's iteration count, so the discriminator start survives resuming. Every loss
-    is a batch mean and is divided by the number of replicas before the gradient, so training under a
-    `tf.distribute` strategy equals one device taking the whole batch. Without a discriminator, steps 2-3 reduce
-    to `nll + w_KL * KL` and one optimizer.
+    is a batch mean and is divided by the number of replicas before the gradient, and `lambda` is computed from
+    the gradients averaged over the replicas, so under a `tf.distribute` strategy the autoencoder's step is one
+    device's on the whole batch; the discriminator's BatchNorm statistics are each replica's own (untested under a
+    strategy). Without a discriminator, steps 2-3 reduce to `nll + w_KL * KL` and one optimizer.
 
     `fit` reports `loss` (`L_G`), `reconstruction` (the mean per-pixel error `r`), `nll`, `kl`, `logvar` and, with
     a discriminator, `generator_loss` (`L_gen`), `discriminator_loss` (the hinge loss, before `f`) and
@@ -139,7 +141,11 @@ class AutoencoderKLTrainer(keras.Model):
             return self._update_metrics(loss=autoencoder_loss, **logs)
 
         kernel = self.decoder_kernel()
-        weight = self.objective.adaptive_weight(tape.gradient(nll, kernel), tape.gradient(generator_loss, kernel))
+        gradients = [tape.gradient(nll, kernel), tape.gradient(generator_loss, kernel)]
+        replicas = tf.distribute.get_replica_context()
+        if replicas is not None and replicas.num_replicas_in_sync > 1:
+            gradients = replicas.all_reduce("MEAN", gradients)  # the global batch's gradients: one weight for all
+        weight = self.objective.adaptive_weight(*gradients)
         generator_weight = weight * factor
         self._apply(self.optimizer, tape, [autoencoder_loss, generator_loss], [1.0, generator_weight],
                     self.generator_variables)
@@ -196,9 +202,11 @@ class AutoencoderKLTrainer(keras.Model):
         optimizer.apply_gradients(zip(gradients, variables, strict=True))
 
     def _update_metrics(self, **values):
+        """Updates the trackers of `values`; returns their results as the step's logs."""
         for name, value in values.items():
             self.trackers[name].update_state(value)
-        return {name: self.trackers[name].result() for name in values}
+        logs = {name: self.trackers[name].result() for name in values}
+        return reducible_across_workers(self.distribute_strategy, logs)
 
     def get_config(self):
         return {
