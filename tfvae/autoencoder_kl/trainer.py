@@ -81,11 +81,13 @@ class AutoencoderKLTrainer(GraphValidation, keras.Model):
         self.discriminator_optimizer = None
         if self.discriminator is not None:
             discriminator_optimizer = keras.optimizers.get(discriminator_optimizer)
-            if self.dtype_policy.name == "mixed_float16":
+            loss_scaled = isinstance(discriminator_optimizer, keras.optimizers.LossScaleOptimizer)  # a reloaded one
+            if self.dtype_policy.name == "mixed_float16" and not loss_scaled:
                 discriminator_optimizer = keras.optimizers.LossScaleOptimizer(discriminator_optimizer)
             self.discriminator_optimizer = discriminator_optimizer
-        if self.built:
-            self.build_optimizers()
+        if not self.built:  # for images of any size; else `fit` would build one optimizer for every weight
+            self.build((None, None, None, self.autoencoder.in_channels))
+        self.build_optimizers()
 
     def build_optimizers(self):
         """Creates the optimizers' variables, each for the weights it trains (before restoring a checkpoint)."""
@@ -210,7 +212,7 @@ class AutoencoderKLTrainer(GraphValidation, keras.Model):
 
     def get_config(self):
         return {
-            "name": self.name,
+            **super().get_config(),
             "autoencoder": keras.saving.serialize_keras_object(self.autoencoder),
             "objective": keras.saving.serialize_keras_object(self.objective),
             "discriminator": keras.saving.serialize_keras_object(self.discriminator),
