@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tfvae.autoencoder_kl import AutoencoderKL, AutoencoderKLTrainer, LatentDiffusionLoss, PatchDiscriminator
+from tfvae.resumable_run import ResumableRun
 
 SHAPE = (16, 16, 3)
 
@@ -92,18 +93,18 @@ def state_of(trainer):
     return [*trainer.weights, *trainer.optimizer.variables, *trainer.discriminator_optimizer.variables]
 
 
-def test_backup_and_restore_resumes_both_optimizers_and_the_trainer_saves_as_keras(tmp_path, rng):
+def test_a_resumed_run_restores_both_optimizers_and_the_trainer_saves_as_keras(tmp_path, rng):
     """Without XLA, to keep the test short: the step is the same function."""
     x = rng.random((8, *SHAPE)).astype(np.float32)
     interrupted = make_trainer(optimizer=keras.optimizers.Adam, learning_rate=1e-3, jit_compile=False)
-    backup = str(tmp_path / "backup")
+    run_dir = str(tmp_path / "run")
     with pytest.raises(KeyboardInterrupt):
         interrupted.fit(x, batch_size=4, epochs=2, verbose=0,
-                        callbacks=[keras.callbacks.BackupAndRestore(backup), Interrupt()])
+                        callbacks=[ResumableRun(run_dir, "reconstruction", "min"), Interrupt()])
     resumed = make_trainer(optimizer=keras.optimizers.Adam, learning_rate=1e-3, jit_compile=False)
     seen = StateAtEpochBegin()
     history = resumed.fit(x, batch_size=4, epochs=2, verbose=0,
-                          callbacks=[keras.callbacks.BackupAndRestore(backup), seen])
+                          callbacks=[ResumableRun(run_dir, "reconstruction", "min"), seen])
     assert history.epoch == [1]
     for restored, saved in zip(seen.state, state_of(interrupted), strict=True):
         np.testing.assert_array_equal(restored, saved.numpy(), err_msg=saved.path)

@@ -166,7 +166,7 @@ def _build_parser(config_defaults):
     train_parser = commands.add_parser(
         "train",
         parents=[logging],
-        help="train a VAE and export a SavedModel",
+        help="train a VAE (or latent diffusion's autoencoder) and export a SavedModel",
         description="Train a VAE (by default the AEVB appendix-C Gaussian VAE on Frey Face, which ships with "
         "tfvae), keep its run directory (config, logs, checkpoints, summary PNG), and export a SavedModel for TF "
         "Serving. Killed mid-run, the same command resumes from the last finished epoch.",

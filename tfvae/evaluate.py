@@ -5,7 +5,6 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae import ops
-from tfvae.distributions import DiagonalGaussian
 
 ACTIVE_UNIT_THRESHOLD = 0.01
 
@@ -90,8 +89,7 @@ def importance_weighted_log_likelihood(model, x, num_samples=5000, batch_size=10
 @tf.function(reduce_retracing=True)
 def _log_importance_weights(model, x, num_samples, seed):
     """`log w` for `num_samples` draws per example: a `[num_samples, batch]` tensor."""
-    tiled = DiagonalGaussian(tf.tile(model.encoder(x), [num_samples] + [1] * (len(x.shape) - 1)),
-                             logvar_range=model.posterior.logvar_range)
+    tiled = model.posterior.distribution(tf.tile(model.encoder(x), [num_samples] + [1] * (len(x.shape) - 1)))
     z = tiled.sample(seed=seed)
     log_q = -tiled.nll(z)
     log_prior = -ops.sum_per_example(0.5 * (np.log(2.0 * np.pi) + tf.square(z)))

@@ -15,6 +15,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfvae import ops
 from tfvae.distributions import DEFAULT_LOGVAR_RANGE, DiagonalGaussian, check_logvar_range
 
 CONVERT_TO_TENSOR_FNS = ("sample", "mode", "mean")
@@ -269,8 +270,6 @@ class IndependentBernoulli(DistributionLambda):
 
     def distribution(self, params):
         """p(x|z) for the logits `params` `[batch, ...]`, computed in float32 under mixed precision."""
-        logits = tf.convert_to_tensor(params)
-        if logits.dtype != tf.float64:
-            logits = tf.cast(logits, tf.float32)
+        logits = ops.as_full_precision(params)
         bernoulli = tfp.distributions.Bernoulli(logits=logits, dtype=logits.dtype)
         return tfp.distributions.Independent(bernoulli, reinterpreted_batch_ndims=logits.shape.rank - 1)

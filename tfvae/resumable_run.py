@@ -44,7 +44,8 @@ class ResumableRun(keras.callbacks.Callback):
 
     Args:
         run_dir: the run directory; `backup/`, `history.csv`, `history.json` and `best.keras` go there.
-        monitor: the logged metric whose best value marks the best epoch (`val_elbo`, or `elbo`).
+        monitor: the logged metric whose best value marks the best epoch (`val_elbo` or `elbo` for a VAE,
+            `val_reconstruction` or `reconstruction` for an autoencoder).
         mode: `"max"` when the highest value of `monitor` is the best, `"min"` when the lowest is.
     """
 

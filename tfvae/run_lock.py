@@ -96,7 +96,9 @@ def read_holder(path):
             holder = json.load(file)
     except (FileNotFoundError, ValueError):
         return None
-    return holder if isinstance(holder, dict) and {"pid", "host"} <= holder.keys() else None
+    if not isinstance(holder, dict) or not {"pid", "host"} <= holder.keys() or not isinstance(holder["pid"], int):
+        return None
+    return holder
 
 
 def process_alive(pid):

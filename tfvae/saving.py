@@ -17,14 +17,13 @@ _PARTIAL_PREFIX = ".partial-"
 
 
 class ModelFileError(ValueError):
-    """A model file that is missing, is not a `.keras` archive, or does not hold a `tfvae.VAE`."""
+    """A model file that is missing, is not a `.keras` archive, or does not hold the kind of model asked for."""
 
 
 def save_atomically(save, path):
     """Calls `save(temporary_path)`, then renames the temporary file to `path`; on any error, `path` is untouched.
 
-    The temporary name keeps the end of `path` (`.keras`), which Keras' savers check. A `save` that writes nothing (a
-    checkpoint that is not an improvement) leaves `path` as it is.
+    The temporary name keeps the end of `path` (`.keras`), which Keras' savers check.
 
     Raises:
         OSError: naming `path`, when the write fails (a full disk: ENOSPC).
@@ -33,8 +32,7 @@ def save_atomically(save, path):
     partial_path = os.path.join(directory, f"{_PARTIAL_PREFIX}{os.getpid()}-{name}")
     try:
         save(partial_path)
-        if os.path.exists(partial_path):
-            os.replace(partial_path, path)
+        os.replace(partial_path, path)
     except OSError as error:
         if error.errno is None:
             raise

@@ -39,6 +39,7 @@ AUTOENCODER_KL = "autoencoder_kl"
 MODEL_FAMILIES = ("mlp", "conv", AUTOENCODER_KL)
 LIKELIHOODS = ("bernoulli", "gaussian")
 DIAGNOSTIC_EXAMPLES = 1000
+SUMMARY_EXAMPLES = 8
 _TYPE_NAMES = {
     int: "an integer", float: "a number", bool: "true or false", str: "a string", tuple: "a list of integers"
 }
@@ -50,7 +51,6 @@ class ConfigError(ValueError):
 
 class TrainingInterrupted(KeyboardInterrupt):
     """Training stopped by Ctrl-C (SIGINT); the run directory keeps what resuming needs."""
-SUMMARY_EXAMPLES = 8
 
 
 @dataclasses.dataclass
