@@ -7,8 +7,8 @@ import sys
 
 import numpy as np
 import tensorflow as tf
+from helpers import free_ports
 from PIL import Image
-from test_distribute import free_ports
 
 COUNT = 24
 
