@@ -36,6 +36,9 @@ def compiled_when_eager(method=None, *, jit_compile=False):
     if method is None:
         return functools.partial(compiled_when_eager, jit_compile=jit_compile)
 
+    # Not converted by AutoGraph: the four wrapped methods share this function's code, and inside a user's
+    # `tf.function` AutoGraph once ran `encode` where `decode` was called (a conversion keyed by that code).
+    @tf.autograph.experimental.do_not_convert
     @functools.wraps(method)
     def wrapper(model, x, **kwargs):
         if not (tf.executing_eagerly() and model.built):
