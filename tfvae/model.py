@@ -8,8 +8,8 @@ from tfvae.distributions import DEFAULT_LOGVAR_RANGE
 from tfvae.eager import compiled_when_eager
 from tfvae.keras_steps import GraphValidation, reducible_across_workers
 from tfvae.layers import DiagonalGaussianLambda
+from tfvae.seeding import SeedState
 
-_SEED_STATE_KEY = "seed_generator_state"
 # Train steps per call into TensorFlow unless `compile` is told otherwise. In one paired run of scripts/benchmark.py
 # (784-500-20, batch 100, a heavily loaded 2-core machine) `fit` on arrays trained 724 examples/s with 1 step per
 # call, 930 with 10, 1,197 with 30 and 1,467 with 100, the epochs' spreads overlapping from 10 on; 10, as
@@ -18,7 +18,7 @@ STEPS_PER_EXECUTION = 10
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
-class VAE(GraphValidation, keras.Model):
+class VAE(SeedState, GraphValidation, keras.Model):
     """A variational autoencoder (Kingma & Welling, "Auto-Encoding Variational Bayes").
 
     The data path of `call`:
@@ -266,20 +266,6 @@ class VAE(GraphValidation, keras.Model):
         """`predict` gives the deterministic reconstruction (see `reconstruct`)."""
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         return self.reconstruct(x)
-
-    def next_seed(self):
-        """The next int32[2] seed of the model's seed generator, for TFP's `sample(seed=...)`."""
-        return tf.cast(self.seed_generator.next(), tf.int32)
-
-    def save_own_variables(self, store):
-        """Saves `beta` and the seed generator's state, so a reloaded model goes on with fresh noise."""
-        super().save_own_variables(store)
-        store[_SEED_STATE_KEY] = self.seed_generator.state
-
-    def load_own_variables(self, store):
-        self.seed_generator.state.assign(store[_SEED_STATE_KEY])
-        for index, variable in enumerate(self._trainable_variables + self._non_trainable_variables):
-            variable.assign(store[str(index)])
 
     def get_config(self):
         return {

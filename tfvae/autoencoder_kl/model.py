@@ -1,18 +1,16 @@
 """`AutoencoderKL`: latent diffusion's KL-regularised autoencoder as a `keras.Model`, with diffusers' config names."""
 
 import keras
-import tensorflow as tf
 
 from tfvae.autoencoder_kl import tiling, weights
 from tfvae.autoencoder_kl.blocks import Decoder, Encoder
 from tfvae.distributions import DEFAULT_LOGVAR_RANGE
 from tfvae.layers import DiagonalGaussianLambda
-
-_SEED_STATE_KEY = "seed_generator_state"
+from tfvae.seeding import SeedState
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
-class AutoencoderKL(keras.Model):
+class AutoencoderKL(SeedState, keras.Model):
     """The KL autoencoder of latent diffusion (Rombach et al. 2022, "High-Resolution Image Synthesis with Latent
     Diffusion Models"), the VAE of Stable Diffusion, channels last (NHWC).
 
@@ -207,18 +205,6 @@ class AutoencoderKL(keras.Model):
         """
         tile, blend = tiling.tile_geometry(tile_size, overlap, self.downsampling_factor)
         return tiling.map_tiles(self.decode, z, tile, blend, 1, self.downsampling_factor)
-
-    def next_seed(self):
-        """The next int32[2] seed of the model's seed generator, for TFP's `sample(seed=...)`."""
-        return tf.cast(self.seed_generator.next(), tf.int32)
-
-    def save_own_variables(self, store):
-        """Saves the seed generator's state too, so that a reloaded model goes on with fresh noise."""
-        super().save_own_variables(store)
-        store[_SEED_STATE_KEY] = self.seed_generator.state
-
-    def load_own_variables(self, store):
-        self.seed_generator.state.assign(store[_SEED_STATE_KEY])
 
     @classmethod
     def from_pretrained(cls, path, **config):

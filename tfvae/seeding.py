@@ -1,0 +1,26 @@
+"""`SeedState`: the sampling noise of a model, from a `keras.random.SeedGenerator` whose state is saved with it."""
+
+import tensorflow as tf
+
+_SEED_STATE_KEY = "seed_generator_state"
+
+
+class SeedState:
+    """A `keras.Model` mixin for a model with a `keras.random.SeedGenerator` in `self.seed_generator`.
+
+    `.keras` files and weights keep the generator's state beside the model's own variables, so a reloaded model goes
+    on with fresh noise instead of repeating the draws it already made.
+    """
+
+    def next_seed(self):
+        """The next int32[2] seed of the model's seed generator, for TFP's `sample(seed=...)`."""
+        return tf.cast(self.seed_generator.next(), tf.int32)
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store[_SEED_STATE_KEY] = self.seed_generator.state
+
+    def load_own_variables(self, store):
+        self.seed_generator.state.assign(store[_SEED_STATE_KEY])
+        for index, variable in enumerate(self._trainable_variables + self._non_trainable_variables):
+            variable.assign(store[str(index)])
