@@ -34,6 +34,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from tfvae.autoencoder_kl import AutoencoderKL, serving
+from tfvae.endpoints import float32_archive
 from tfvae.run_lock import process_alive
 
 SIGNATURE_NAMES = ("serving_default", "encode", "decode", "sample", "sample_from_noise", "elbo")
@@ -125,8 +126,6 @@ def build_export_archive(model):
         kl = posterior.kl()
         return {"elbo": -(reconstruction + kl), "kl": kl, "reconstruction": reconstruction}
 
-    archive = keras.export.ExportArchive()
-    archive.track(model)
     endpoints = {
         "serving_default": (reconstruct, data_spec),
         "encode": (encode, data_spec),
@@ -135,10 +134,7 @@ def build_export_archive(model):
         "sample_from_noise": (sample_from_noise, tf.TensorSpec((None, *latent_shape), tf.float32, name="noise")),
         "elbo": (elbo, data_spec),
     }
-    for name in SIGNATURE_NAMES:
-        function, spec = endpoints[name]
-        archive.add_endpoint(name, _float32_outputs(function), input_signature=[spec])
-    return archive
+    return float32_archive(model, {name: endpoints[name] for name in SIGNATURE_NAMES})
 
 
 def read_signatures(path):
@@ -172,15 +168,6 @@ def signature_differences(old, new):
                         f"{name} {kind[:-1]} {key}: {_describe(before.get(key))} -> {_describe(after.get(key))}"
                     )
     return differences
-
-
-def _float32_outputs(function):
-    """`function` with every output cast to float32, the dtype the signatures promise under any dtype policy."""
-
-    def endpoint(inputs):
-        return {name: tf.cast(value, tf.float32) for name, value in function(inputs).items()}
-
-    return endpoint
 
 
 def list_versions(model_dir):

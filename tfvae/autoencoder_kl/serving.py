@@ -15,10 +15,9 @@ is float32, whatever the model's dtype policy. `scale_latents(z) = (z - shift_fa
 same draws in the same order.
 """
 
-import keras
 import tensorflow as tf
 
-SIGNATURE_NAMES = ("serving_default", "encode", "decode")
+from tfvae.endpoints import float32_archive
 
 
 def build_export_archive(model):
@@ -37,29 +36,18 @@ def build_export_archive(model):
             return tf.identity(x)
 
     def reconstruct(x):
-        return {"reconstruction": _float32(model.decode(model.encode(checked(x)).mode()))}
+        return {"reconstruction": model.decode(model.encode(checked(x)).mode())}
 
     def encode(x):
         posterior = model.encode(checked(x))
         z = posterior.sample(seed=model.next_seed())
-        outputs = {"mean": posterior.mean(), "logvar": posterior.logvar, "z": z, "latents": model.scale_latents(z)}
-        return {name: _float32(value) for name, value in outputs.items()}
+        return {"mean": posterior.mean(), "logvar": posterior.logvar, "z": z, "latents": model.scale_latents(z)}
 
     def decode(latents):
-        return {"images": _float32(model.decode(model.unscale_latents(latents)))}
+        return {"images": model.decode(model.unscale_latents(latents))}
 
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    endpoints = {
+    return float32_archive(model, {
         "serving_default": (reconstruct, images_spec),
         "encode": (encode, images_spec),
         "decode": (decode, latents_spec),
-    }
-    for name in SIGNATURE_NAMES:
-        function, spec = endpoints[name]
-        archive.add_endpoint(name, function, input_signature=[spec])
-    return archive
-
-
-def _float32(tensor):
-    return tf.cast(tensor, tf.float32)
+    })

@@ -1,0 +1,26 @@
+"""A SavedModel archive whose signatures answer in float32, the dtype tfvae's serving contracts promise."""
+
+import keras
+import tensorflow as tf
+
+
+def float32_archive(model, endpoints):
+    """A `keras.export.ExportArchive` tracking `model`, with one endpoint per entry of `endpoints`.
+
+    Args:
+        model: the Keras model whose variables the endpoints read.
+        endpoints: `{signature name: (function, input TensorSpec)}`; each function returns a dict of tensors, cast
+            here to float32 whatever the model's dtype policy (mixed precision computes in 16 bits).
+    """
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for name, (function, spec) in endpoints.items():
+        archive.add_endpoint(name, _float32_outputs(function), input_signature=[spec])
+    return archive
+
+
+def _float32_outputs(function):
+    def endpoint(inputs):
+        return {name: tf.cast(value, tf.float32) for name, value in function(inputs).items()}
+
+    return endpoint
