@@ -155,11 +155,36 @@ def test_folders_without_images_or_with_several_sizes_or_bad_files_are_named(tmp
     save(str(tmp_path / "bad" / "c.jpg"), colours(rng, 4, 4))
     (tmp_path / "bad" / "b.png").write_bytes((tmp_path / "sizes" / "b.png").read_bytes()[:40])  # truncated
     (tmp_path / "bad" / "d.gif").write_bytes(b"")
-    with pytest.raises(data.DataError, match="bad/b.png cannot be decoded.*--skip-bad-images"):
+    with pytest.raises(data.DataError, match="bad/b.png cannot be decoded.*\\(1 more: .*bad/d.gif\\).*--skip-bad"):
         data.open_images(str(tmp_path / "bad")).take()
-    skipping = data.open_images(str(tmp_path / "bad"), skip_bad_images=True)
-    assert len(epoch(skipping.batches(2, flatten=False))) == 2
+    skipping = data.open_images(str(tmp_path / "bad"), skip_bad_images=True, cache="none")
+    assert skipping.skipped == set(), "nothing skipped before reading"
+    batches = skipping.batches(2, flatten=False)
+    assert len(epoch(batches)) == 2 and skipping.bad_images.skipped_count == 2
+    assert len(epoch(batches)) == 2 and skipping.bad_images.skipped_count == 4, "counted in every epoch"
     assert skipping.skipped == {str(tmp_path / "bad" / "b.png"), str(tmp_path / "bad" / "d.gif")}
+
+
+def test_a_bad_image_last_in_an_epoch_is_found(tmp_path, rng):
+    for name in ("a.png", "b.png"):
+        save(str(tmp_path / name), colours(rng, 4, 4))
+    (tmp_path / "c.png").write_bytes(b"not a png")
+    images = data.open_images(str(tmp_path))
+    with pytest.raises(data.DataError, match="c.png cannot be decoded.*image\\. Remove"):
+        with data.raising_data_errors(images):  # names the file (the op error cannot: see BadImages)
+            epoch(images.batches(3, shuffle=False))
+    skipping = data.open_images(str(tmp_path), skip_bad_images=True)
+    assert len(epoch(skipping.batches(3, shuffle=False))) == 2 and skipping.bad_images.skipped_count == 1
+
+
+def test_bad_records_in_tfrecords_stop_with_their_file_and_index_or_are_skipped(tmp_path):
+    good = tf.io.encode_png(np.zeros((2, 2, 1), np.uint8)).numpy()
+    write_tfrecords(tmp_path / "part.tfrecord", [good, b"\x89PNG broken", good, b""])
+    with pytest.raises(data.DataError, match="part.tfrecord#1 cannot be decoded.*1 more: part.tfrecord#3"):
+        data.open_images(str(tmp_path / "part.tfrecord")).take()
+    skipping = data.open_images(str(tmp_path / "part.tfrecord"), skip_bad_images=True)
+    assert epoch(skipping.batches(2, flatten=False)).shape == (2, 2, 2, 1)
+    assert skipping.skipped == {"part.tfrecord#1", "part.tfrecord#3"}
 
 
 def test_image_options_are_checked():

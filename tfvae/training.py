@@ -229,9 +229,14 @@ def _run(config, strategy, chief):
         # A training split smaller than one batch is one batch. Validation keeps every example. TFRecords (and some
         # tfds splits) do not say how many examples they hold: their count is None.
         drop_remainder = training and (images.count is None or images.count >= config.batch_size)
-        return images.batches(config.batch_size, training, config.binarize, flatten, config.seed, drop_remainder)
+        arguments = (config.batch_size, training, config.binarize, flatten, config.seed, drop_remainder)
+        if config.strategy == "multiworker" and isinstance(images, data.StreamedImages):
+            # Each worker reads and decodes only its own files.
+            return strategy.distribute_datasets_from_function(
+                lambda input_context: images.batches(*arguments, input_context=input_context))
+        return images.batches(*arguments)
 
-    with data.raising_data_errors():
+    with data.raising_data_errors(train_images, validation_images):
         history = model.fit(
             batches(train_images, training=True),
             validation_data=None if validation_images is None else batches(validation_images, training=False),

@@ -21,10 +21,12 @@ def check_data(data, data_shape, likelihood_name, role="x"):
     """
     if data is None:
         return
+    if isinstance(data, tf.distribute.DistributedDataset):
+        # Checked by its element spec alone: every worker takes part in reading a batch of a distributed dataset.
+        _check_element_spec(data.element_spec, data_shape, role)
+        return
     if isinstance(data, tf.data.Dataset):
-        spec = data.element_spec[0] if isinstance(data.element_spec, tuple) else data.element_spec
-        _check_dtype(spec.dtype.as_numpy_dtype, role)
-        _check_shape(tuple(spec.shape[1:]), data_shape, role)
+        _check_element_spec(data.element_spec, data_shape, role)
         first_batch = next(iter(data.take(1)), None)
         if first_batch is None:
             raise InputError(f"{role} is an empty dataset: there is nothing to train on.")
@@ -39,6 +41,12 @@ def check_data(data, data_shape, likelihood_name, role="x"):
         raise InputError(f"{role} holds no examples (shape {values.shape}): there is nothing to train on.")
     _check_shape(values.shape[1:], data_shape, role)
     _check_values(values, likelihood_name, role)
+
+
+def _check_element_spec(spec, data_shape, role):
+    spec = tf.nest.flatten(spec, expand_composites=True)[0]  # x of (x, ...), or of one replica's batch
+    _check_dtype(spec.dtype.as_numpy_dtype, role)
+    _check_shape(tuple(spec.shape[1:]), data_shape, role)
 
 
 def _check_dtype(dtype, role):

@@ -123,52 +123,84 @@ class StreamedImages:
         self.channels = options.channels or (1 if first.shape[-1] < 3 else 3)
         self.image_shape = (*(self.image_size or first.shape[:2]), self.channels)
         self.cache = _resolve_cache(options.cache, self.count, self.image_shape, cache_name)
+        self._undecodable = None
 
     @property
     def skipped(self):
-        """The keys (files, or `file#record`) of the bad images skipped so far."""
-        return self.bad_images.skipped
+        """The keys (files, or `file#record`) of the images that cannot be decoded, once one has been skipped."""
+        return frozenset(self.undecodable()) if self.bad_images.skipped_count else frozenset()
 
-    def examples(self, shuffle_seed=None, reshuffle=True):
-        """The preprocessed images, one by one: files in order, or shuffled by `shuffle_seed` (every epoch, or once)."""
-        decoded = self.bad_images.handle(self.source.examples(shuffle_seed, reshuffle))
+    def undecodable(self):
+        """The keys of the images that cannot be decoded, found (once) by decoding every image."""
+        if self._undecodable is None:
+            self._undecodable = pipeline.undecodable_keys(self.source.records()) if self.source.encoded else []
+        return self._undecodable
+
+    def examples(self, shuffle_seed=None, reshuffle=True, input_context=None):
+        """The preprocessed images, one by one: files in order, or shuffled by `shuffle_seed` (every epoch, or once);
+        with an `input_context`, those of its input pipeline."""
+        decoded = self._decoded(self.source.records(shuffle_seed, reshuffle, input_context))
         return pipeline.preprocess(decoded, self.channels, self.image_size, self.image_shape[:2])
 
-    def batches(self, batch_size, shuffle=True, binarize=False, flatten=True, seed=0, drop_remainder=False):
+    def batches(self, batch_size, shuffle=True, binarize=False, flatten=True, seed=0, drop_remainder=False,
+                input_context=None):
         """A `tf.data.Dataset` of batches; see `pipeline.stream`.
 
         A cached set is cached with its files shuffled once, then shuffled through the buffer every epoch: through
         all of it when the cache is in memory.
+
+        Args:
+            input_context: a `tf.distribute.InputContext` (from `strategy.distribute_datasets_from_function`): read
+                and decode only the files (or records) of its input pipeline, in batches of its share of
+                `batch_size`. Without it, a multi-worker strategy gives each worker its part of the decoded images.
         """
-        examples = self.examples(seed if shuffle else None, reshuffle=self.cache is None)
+        examples = self.examples(seed if shuffle else None, self.cache is None, input_context)
         buffer = self.count if self.cache == "memory" else None
+        cache = self.cache
+        policy = self.source.shard_policy
+        if input_context is not None:
+            batch_size = input_context.get_per_replica_batch_size(batch_size)
+            policy = tf.data.experimental.AutoShardPolicy.OFF
+            if cache not in (None, "memory"):
+                cache = f"{cache}-part{input_context.input_pipeline_id}of{input_context.num_input_pipelines}"
         return pipeline.stream(examples, self.image_shape, batch_size, shuffle, binarize, flatten, seed,
-                               drop_remainder, self.cache, self.source.shard_policy, buffer)
+                               drop_remainder, cache, policy, buffer)
 
     def take(self, count=None):
         """The first `count` images (all when None) in order, as a float32 array."""
         examples = self.examples()
         if count is not None:
             examples = examples.take(count)
-        with raising_data_errors():
+        with raising_data_errors(self):
             batches = [batch.numpy() for batch in examples.batch(1000)]
         return np.concatenate(batches) if batches else np.zeros((0, *self.image_shape), np.float32)
 
+    def _decoded(self, records, bad_images=None):
+        return (bad_images or self.bad_images).decode(records) if self.source.encoded else records
+
     def _first_image(self):
-        with raising_data_errors():
-            first = next(iter(self.bad_images.handle(self.source.examples()).take(1)), None)
+        # Bad images met here (also those decoded ahead) are not counted as skipped.
+        with raising_data_errors(self):
+            first = next(iter(self._decoded(self.source.records(), pipeline.BadImages(self.bad_images.skip)).take(1)),
+                         None)
         if first is None:
             raise DataError(f"{self.source.name}: no image could be read (all were bad or the split is empty).")
         return first[1]
 
 
 @contextlib.contextmanager
-def raising_data_errors():
-    """Within it, an op error that a pipeline check raised (a bad image, a size mismatch) becomes a `DataError`."""
+def raising_data_errors(*image_sets):
+    """Within it, an op error that a pipeline check raised (a bad image, a size mismatch) becomes a `DataError`.
+
+    Args:
+        image_sets: the image sets being read (None for none), searched for the images that cannot be decoded when
+            one stopped the pipeline.
+    """
     try:
         yield
     except tf.errors.OpError as error:
-        pipeline.raise_data_errors(error)
+        streamed = [images for images in image_sets if isinstance(images, StreamedImages)]
+        pipeline.raise_data_errors(error, lambda: [key for images in streamed for key in images.undecodable()])
         raise
 
 

@@ -1,8 +1,8 @@
 """The `tf.data` input pipeline: decoding, resizing, caching, shuffling, batching and sharding of images.
 
-Streamed sources (image folders, TFRecords, `tfds` sets) give elements `(key, image, ok)`: `key` names the example
-in messages (a file, or `file#record`), `image` is float32 `[h, w, c]` in [0, 1] at its own size, and `ok` is False
-for an image that could not be decoded. `stream` turns them into batches:
+Streamed sources (image folders, TFRecords, `tfds` sets; see `tfvae.data.sources`) give records `(key, data)`: `key`
+names the example in messages (a file, or `file#record`), `data` the encoded image. `BadImages.decode` turns them into
+`(key, image)`, `image` float32 `[h, w, c]` in [0, 1] at its own size; `preprocess` and `stream` into batches:
 
     records -> decode (parallel) -> bad images: stop or skip -> channels -> resize and centre-crop -> cache
             -> shuffle (bounded, seeded) -> batch -> binarize -> prefetch
@@ -20,6 +20,7 @@ from tfvae.data.errors import DataError
 
 SHUFFLE_BUFFER_BYTES = 128 * 2**20  # the shuffle buffer of a streamed set holds at most this many bytes of images
 _ERROR_MARKER = "tfvae data error: "
+UNDECODABLE = "cannot be decoded"  # the message of a pipeline stopped by an image that did not decode
 _ERROR_PATTERN = re.compile(re.escape(_ERROR_MARKER) + r"(.*?)\]?$", re.MULTILINE)
 
 
@@ -62,8 +63,8 @@ def stream(examples, image_shape, batch_size, shuffle=True, binarize=False, flat
         batch_size, binarize, flatten, seed, drop_remainder: as for `pipeline`.
         shuffle: shuffle through a buffer anew every epoch.
         cache: None (decode every epoch), `"memory"`, or a file path prefix to cache the decoded images at.
-        shard_policy: how `tf.distribute` splits the data between workers (`FILE` where each worker can read its
-            own files).
+        shard_policy: how `tf.distribute` splits the data between workers (`OFF` when the examples are already
+            those of one input pipeline).
         buffer_size: images in the shuffle buffer; None for as many as `SHUFFLE_BUFFER_BYTES` hold.
 
     Returns:
@@ -85,47 +86,60 @@ def decode(data):
     return tf.cast(tf.io.decode_image(data, channels=0, expand_animations=False), tf.float32) / 255.0
 
 
-def decode_each(key, data):
-    """A one-element dataset `(key, image, ok)` for the encoded image `data`, which must not fail to decode.
-
-    `data` is a dataset of the encoded bytes (one element, or none for an empty file). A failed decode, which no op
-    can catch, is caught by `ignore_errors` on this one element, and gives a 1x1 black image with `ok` False.
-    """
-    decoded = data.map(lambda encoded: (key, decode(encoded), True)).ignore_errors()
-    failed = tf.data.Dataset.from_tensors((key, tf.zeros([1, 1, 1]), False))
-    return decoded.concatenate(failed).take(1)
-
-
 class BadImages:
-    """What happens to images that cannot be decoded: the run stops and names one, or they are skipped and counted.
+    """What happens to images that cannot be decoded: the run stops, or they are skipped and counted.
+
+    No op can catch a failed decode, so the records are numbered, decoded in a parallel map and the failed ones
+    dropped by `ignore_errors`: a gap in the numbers is a bad image. A last record that always decodes marks the end,
+    so that a gap there shows too. Which files were bad is found afterwards, when there were any, by decoding the
+    records once more in order (`undecodable_keys`).
 
     Args:
-        skip: skip bad images (counting them in `skipped`) instead of stopping.
+        skip: skip bad images (counting them in `skipped_count`) instead of stopping.
     """
 
     def __init__(self, skip=False):
         self.skip = skip
-        self.skipped = set()
+        self.skipped_count = 0  # bad images skipped so far, counted again in every epoch
 
-    def handle(self, examples):
-        """`(key, image, ok)` elements -> `(key, image)` of the images that decoded."""
+    def decode(self, records):
+        """`(key, encoded image)` records -> `(key, float32 image)` of the images that decode (see `decode`)."""
+        end = tf.data.Dataset.from_tensors((tf.constant(""), tf.constant(""), tf.constant(True)))
+        numbered = records.map(lambda key, data: (key, data, False)).concatenate(end).enumerate()
+        decoded = numbered.map(_decode_numbered, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        checked = decoded.ignore_errors().scan(tf.constant(0, tf.int64), _count_missing).map(self._stop_or_count)
+        return checked.filter(_is_not_last).map(_without_last)
+
+    def _stop_or_count(self, key, image, last, missing):
         if not self.skip:
-            return examples.map(self._stop_at_bad)
-        noted = examples.map(lambda key, image, ok: (key, image, tf.cond(ok, lambda: ok, lambda: self._note(key))))
-        return noted.filter(_is_ok).map(_without_ok)
+            return key, _checked(tf.equal(missing, 0), image, "", UNDECODABLE), last
+        counted = tf.cond(missing > 0, lambda: tf.py_function(self._count, [missing], tf.bool), lambda: True)
+        with tf.control_dependencies([counted]):
+            return key, tf.identity(image), last
 
-    @staticmethod
-    def _stop_at_bad(key, image, ok):
-        message = (" cannot be decoded as a PNG, JPEG, BMP or GIF image: it is corrupt, truncated or not an image. "
-                   "Remove it, or skip such files with --skip-bad-images (skip_bad_images=True).")
-        return key, _checked(ok, image, key, message)
+    def _count(self, missing):
+        self.skipped_count += int(missing)
+        return True
 
-    def _note(self, key):
-        def note(key):
-            self.skipped.add(key.numpy().decode())
-            return False
 
-        return tf.py_function(note, [key], tf.bool)
+def undecodable_keys(records):
+    """The keys of the `(key, encoded image)` records that cannot be decoded, in order: each record is decoded."""
+    keys = [key.decode() for batch in records.map(lambda key, data: key).batch(4096).as_numpy_iterator()
+            for key in batch]
+    numbered = records.enumerate().map(lambda index, record: (index, tf.shape(decode(record[1]))),
+                                       num_parallel_calls=tf.data.AUTOTUNE)
+    decoded = numbered.ignore_errors().map(lambda index, shape: index).batch(4096).as_numpy_iterator()
+    good = np.zeros(len(keys), bool)
+    for indices in decoded:
+        good[indices] = True
+    return [key for key, ok in zip(keys, good, strict=True) if not ok]
+
+
+def undecodable_message(keys):
+    """What to tell the user about the images `keys` that cannot be decoded."""
+    more = f" ({len(keys) - 1} more: {', '.join(keys[1:6])}{', ...' if len(keys) > 6 else ''})" if keys[1:] else ""
+    return (f"{keys[0]} cannot be decoded as a PNG, JPEG, BMP or GIF image: it is corrupt, truncated or not an "
+            f"image{more}. Remove such files, or skip them with --skip-bad-images (skip_bad_images=True).")
 
 
 def preprocess(examples, channels, image_size=None, expected_size=None):
@@ -196,11 +210,22 @@ def check_channels(value):
         raise ValueError(f"channels must be 1 or 3, got {value!r}.")
 
 
-def raise_data_errors(error):
-    """Raises the `DataError` that a pipeline check put into `error` (an op error from iterating), if any."""
+def raise_data_errors(error, find_undecodable=lambda: []):
+    """Raises the `DataError` that a pipeline check put into `error` (an op error from iterating), if any.
+
+    Args:
+        error: the op error.
+        find_undecodable: gives the keys of the images that cannot be decoded, to name them when one stopped the
+            pipeline.
+    """
     match = _ERROR_PATTERN.search(str(error))
-    if match:
-        raise DataError(match.group(1).strip()) from None
+    if match is None:
+        return
+    message = match.group(1).strip()
+    if message == UNDECODABLE:
+        keys = find_undecodable()
+        message = undecodable_message(keys) if keys else f"An image {UNDECODABLE}."
+    raise DataError(message) from None
 
 
 def _checked(ok, image, key, message):
@@ -210,12 +235,24 @@ def _checked(ok, image, key, message):
         return tf.identity(image)
 
 
-def _is_ok(key, image, ok):
-    return ok
+def _decode_numbered(index, record):
+    key, data, last = record
+    image = tf.cond(last, lambda: tf.zeros([1, 1, 1]), lambda: decode(data))
+    return index, key, image, last
 
 
-def _without_ok(key, image, ok):
+def _is_not_last(key, image, last):
+    return tf.logical_not(last)
+
+
+def _without_last(key, image, last):
     return key, image
+
+
+def _count_missing(expected, element):
+    """A `scan` step: the state is the next record's number; the records before the given one are missing."""
+    index, key, image, last = element
+    return index + 1, (key, image, last, index - expected)
 
 
 def _finish(batches, binarize, seed, shard_policy):

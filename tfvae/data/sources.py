@@ -1,8 +1,13 @@
 """Where streamed images come from: folders of image files, TFRecord files, and `tensorflow_datasets` sets.
 
-Each source's `examples(shuffle_seed=None, reshuffle=True)` gives a `tf.data.Dataset` of `(key, image, ok)` (see
-`tfvae.data.pipeline`) in a fixed order, or with its files shuffled by a seed (anew every epoch, or once), and its
-`shard_policy` says how `tf.distribute` can shard it. Folders and TFRecords hold out a validation
+Each source's `records(shuffle_seed=None, reshuffle=True, input_context=None)` gives a `tf.data.Dataset` of
+`(key, data)`: `key` names the example in messages (a file, `file#record`, a tfds id) and `data` is the encoded image
+(when the source's `encoded` is True) or a float32 image `[h, w, c]` in [0, 1]. The records come in a fixed order, or
+with their files shuffled by a seed (anew every epoch, or once); with a `tf.distribute.InputContext`, only the part of
+that input pipeline. `shard_policy` says how `tf.distribute` may shard a source read without an input context.
+
+Nothing here builds a dataset per file or per record: such datasets, interleaved, kept about 10 KiB each after they
+ended, so a pipeline's memory grew with the number of images it had read. Folders and TFRecords hold out a validation
 part chosen by a hash of each file's path (or record's file and index), so an example never moves between runs.
 """
 
@@ -11,7 +16,6 @@ import os
 import tensorflow as tf
 
 from tfvae.data.errors import DataError
-from tfvae.data.pipeline import decode_each
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfrec")
@@ -26,6 +30,13 @@ def held_out(keys, fraction):
     return tf.strings.to_hash_bucket_fast(keys, _HASH_BUCKETS) < round(fraction * _HASH_BUCKETS)
 
 
+def shard(dataset, input_context):
+    """The elements of `dataset` that belong to the input pipeline of `input_context` (all when it is None)."""
+    if input_context is None:
+        return dataset
+    return dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+
+
 class ImageFolder:
     """The image files (PNG, JPEG, BMP, GIF) below `root`, searched recursively in sorted order, hidden ones skipped.
 
@@ -35,7 +46,9 @@ class ImageFolder:
             or out of (`part="train"`) the held-out fraction; None for every file.
     """
 
-    shard_policy = tf.data.experimental.AutoShardPolicy.FILE
+    encoded = True
+    # Decode errors are dropped after the reader (see `pipeline.BadImages`), which tf.distribute cannot shard by file.
+    shard_policy = tf.data.experimental.AutoShardPolicy.DATA
 
     def __init__(self, root, holdout=None):
         self.name = root
@@ -51,16 +64,12 @@ class ImageFolder:
         self.paths = paths
         self.count = len(paths)
 
-    def examples(self, shuffle_seed=None, reshuffle=True):
-        # Each file is read as one fixed-length record, so that tf.distribute's FILE sharding finds a reader of files
-        # and gives each worker its own files.
-        sizes = [max(1, os.path.getsize(path)) for path in self.paths]
-        files = tf.data.Dataset.from_tensor_slices((tf.constant(self.paths, tf.string), tf.constant(sizes, tf.int64)))
+    def records(self, shuffle_seed=None, reshuffle=True, input_context=None):
+        paths = tf.data.Dataset.from_tensor_slices(tf.constant(self.paths, tf.string))
         if shuffle_seed is not None:
-            files = files.shuffle(len(self.paths), seed=shuffle_seed, reshuffle_each_iteration=reshuffle)
-        return files.interleave(
-            lambda path, size: decode_each(path, tf.data.FixedLengthRecordDataset(path, size)),
-            cycle_length=_INTERLEAVE_CYCLE, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            paths = paths.shuffle(len(self.paths), seed=shuffle_seed, reshuffle_each_iteration=reshuffle)
+        return shard(paths, input_context).map(lambda path: (path, tf.io.read_file(path)),
+                                               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def list_images(root):
@@ -91,7 +100,8 @@ class TFRecordFiles:
         holdout: `(fraction, part)` as for `ImageFolder`, by the hash of `"<file name>#<record index>"`.
     """
 
-    shard_policy = tf.data.experimental.AutoShardPolicy.AUTO  # by file when there are enough files, else by record
+    encoded = True
+    shard_policy = tf.data.experimental.AutoShardPolicy.DATA  # as for `ImageFolder`
     count = None
 
     def __init__(self, files, image_key=None, holdout=None):
@@ -101,20 +111,23 @@ class TFRecordFiles:
         self.holdout = holdout
         self._check_key()
 
-    def examples(self, shuffle_seed=None, reshuffle=True):
+    def records(self, shuffle_seed=None, reshuffle=True, input_context=None):
         files = tf.data.Dataset.from_tensor_slices(self.files)
         if shuffle_seed is not None:
             files = files.shuffle(len(self.files), seed=shuffle_seed, reshuffle_each_iteration=reshuffle)
-        records = files.interleave(self._keyed_records, cycle_length=_INTERLEAVE_CYCLE,
-                                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        # Each input pipeline reads its own files when there are enough of them, else its own records of all files.
+        by_file = input_context is not None and len(self.files) >= input_context.num_input_pipelines
+        records = shard(files, input_context) if by_file else files
+        records = records.interleave(self._keyed_records, cycle_length=_INTERLEAVE_CYCLE,
+                                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        if not by_file:
+            records = shard(records, input_context)
         if self.holdout is not None:
             fraction, part = self.holdout
             records = records.filter(lambda key, _: held_out(key, fraction) == (part == "validation"))
         features = {self.image_key: tf.io.FixedLenFeature([], tf.string, default_value="")}
-        return records.interleave(
-            lambda key, record: decode_each(key, tf.data.Dataset.from_tensors(
-                tf.io.parse_single_example(record, features)[self.image_key])),
-            cycle_length=_INTERLEAVE_CYCLE, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return records.map(lambda key, record: (key, tf.io.parse_single_example(record, features)[self.image_key]),
+                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     @staticmethod
     def _keyed_records(path):
@@ -164,6 +177,7 @@ class TfdsImages:
         load: a function `(split, **tfds_load_kwargs) -> tf.data.Dataset` that reports unprepared sets.
     """
 
+    encoded = False  # tfds decodes the images
     shard_policy = tf.data.experimental.AutoShardPolicy.AUTO
 
     def __init__(self, name, split, info, load, image_key=None):
@@ -176,14 +190,14 @@ class TfdsImages:
                             f"{sorted(info.features)}. Name the image feature with --image-key (image_key=).")
         self.count = _split_size(info, split)
 
-    def examples(self, shuffle_seed=None, reshuffle=True):
+    def records(self, shuffle_seed=None, reshuffle=True, input_context=None):
         import tensorflow_datasets as tfds
 
         read_config = tfds.ReadConfig(add_tfds_id=True, shuffle_seed=shuffle_seed, try_autocache=False,
-                                      shuffle_reshuffle_each_iteration=reshuffle)
+                                      shuffle_reshuffle_each_iteration=reshuffle, input_context=input_context)
         dataset = self.load(self.split, shuffle_files=shuffle_seed is not None, read_config=read_config)
         return dataset.map(lambda example: (example["tfds_id"],
-                                            tf.image.convert_image_dtype(example[self.image_key], tf.float32), True),
+                                            tf.image.convert_image_dtype(example[self.image_key], tf.float32)),
                            num_parallel_calls=tf.data.AUTOTUNE)
 
 
