@@ -28,13 +28,18 @@ class RunLock:
     >>> with RunLock("runs/frey_face"):
     ...     train_and_save()
 
+    Args:
+        run_dir: the directory to lock.
+        instead: what the user may do instead of waiting, in the message of a `RunLockedError`.
+
     Raises:
         RunLockedError: on entering, when a live process holds the lock.
         OSError: when the directory cannot be created or written.
     """
 
-    def __init__(self, run_dir):
+    def __init__(self, run_dir, instead="choose another --output-dir"):
         self.run_dir = run_dir
+        self.instead = instead
         self.path = os.path.join(run_dir, LOCK_NAME)
         self.holder = {"pid": os.getpid(), "host": socket.gethostname()}
 
@@ -51,7 +56,7 @@ class RunLock:
             else:
                 raise RunLockedError(
                     f"{self.run_dir} is in use by another run (pid {holder['pid']} on {holder['host']}, lock file "
-                    f"{self.path}); wait for it to end, or choose another --output-dir."
+                    f"{self.path}); wait for it to end, or {self.instead}."
                 )
         raise RunLockedError(f"{self.run_dir}: cannot take the lock {self.path}; if no run uses it, remove the file.")
 

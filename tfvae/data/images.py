@@ -6,7 +6,9 @@ images as a NumPy array, for pictures and diagnostics) and `skipped` (bad images
 `tfds` sets are streamed.
 """
 
+import atexit
 import contextlib
+import glob
 import hashlib
 import os
 
@@ -15,6 +17,7 @@ import tensorflow as tf
 
 from tfvae.data import arrays, pipeline, sources
 from tfvae.data.errors import DataError
+from tfvae.run_lock import RunLock, RunLockedError
 
 IN_MEMORY_TFDS = ("frey_face", "mnist", "fashion_mnist", "binarized_mnist")  # small tfds sets held in memory
 PREPARED_OFFLINE = {"frey_face"}  # tfds builders whose data ships with tfvae: preparing them downloads nothing
@@ -22,6 +25,7 @@ CACHE_CHOICES = ("auto", "memory", "none")  # or a folder
 # `cache="auto"` keeps a streamed set in memory when its decoded float32 images take at most this many bytes.
 CACHE_IN_MEMORY_BYTES = 2**30
 _TFDS_READ_BATCH = 10_000
+_HELD_CACHE_FOLDERS = set()  # cache folders this process holds
 _LOCAL_HELP = (
     "Point tfvae at local files instead: a folder of images, TFRecord files, a folder with MNIST-style IDX files "
     "(train-images-idx3-ubyte[.gz], t10k-images-idx3-ubyte[.gz]), or a .npz/.npy file of images "
@@ -299,8 +303,32 @@ def _resolve_cache(cache, count, image_shape, name):
         return "memory" if size is not None and size <= CACHE_IN_MEMORY_BYTES else None
     if cache in ("memory", "none"):
         return None if cache == "none" else "memory"
-    os.makedirs(cache, exist_ok=True)
-    return os.path.join(cache, f"{name}-{'x'.join(str(side) for side in image_shape)}")
+    folder = os.path.join(cache, f"{name}-{'x'.join(str(side) for side in image_shape)}")
+    _hold_cache_folder(folder)
+    return os.path.join(folder, "images")
+
+
+def _hold_cache_folder(folder):
+    """Locks `folder` (see `tfvae.run_lock`) until this process ends, so that no other run writes the same cache.
+
+    A run killed while it wrote a cache leaves `tf.data`'s own lock file (and a partial file) behind, which would stop
+    every later run: once this process holds the folder, those are left over from a dead run and are removed.
+
+    Raises:
+        DataError: when a live process holds the folder.
+    """
+    if folder in _HELD_CACHE_FOLDERS:
+        return
+    lock = RunLock(folder, instead="give another --cache folder")
+    try:
+        lock.__enter__()
+    except RunLockedError as error:
+        raise DataError(f"The image cache {error}") from None
+    atexit.register(lock.__exit__, None, None, None)
+    _HELD_CACHE_FOLDERS.add(folder)
+    for leftover in glob.glob(os.path.join(glob.escape(folder), "images*.lockfile")) + glob.glob(
+            os.path.join(glob.escape(folder), "images*.tempstate*")):
+        os.remove(leftover)
 
 
 def _cache_name(source, holdout):
