@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tfvae import VAE, networks
-from tfvae.resumable_run import LOGS, ResumableRun, newest_backup
+from tfvae.resumable_run import LOGS, ResumableEarlyStopping, ResumableRun, newest_backup
 
 EPOCHS = 4
 
@@ -106,3 +106,53 @@ def test_a_run_stopped_at_any_write_resumes_with_history_backup_and_best_model_i
     best = keras.models.load_model(tmp_path / "best.keras", safe_mode=True)
     for saved, expected in zip(best.trainable_variables, weights[int(np.argmax(history["val_elbo"]))], strict=True):
         np.testing.assert_array_equal(saved, expected)
+
+
+class ScriptedValidation(keras.callbacks.Callback):
+    """Sets the logged `val_elbo` of each epoch to a scripted value (callbacks after it see that value)."""
+
+    def __init__(self, values):
+        super().__init__()
+        self.values = values
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["val_elbo"] = self.values[epoch]
+
+
+class CrashAtEpochEnd(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise Crash(epoch)
+
+
+# Best at epoch 1; with a patience of 2, epochs 2 and 3 do not improve on it, so training stops after epoch 3.
+SCRIPTED_VAL_ELBO = [1.0, 3.0, 2.0, 2.5, 2.9, 2.9, 2.9, 2.9]
+
+
+def fit_stopping_early(run_dir, data, weights, crash_at=None):
+    keras.utils.set_random_seed(0)
+    model = VAE(networks.gaussian_mlp_encoder(6, 2, 8), networks.bernoulli_mlp_decoder(2, 6, 8), seed=0)
+    model.compile(keras.optimizers.Adam(0.05), jit_compile=False)
+    run = ResumableRun(str(run_dir))
+    stopping = ResumableEarlyStopping(run, monitor="val_elbo", mode="max", patience=2, restore_best_weights=True)
+    callbacks = [ScriptedValidation(SCRIPTED_VAL_ELBO), RecordWeights(weights), run, stopping]
+    model.fit(data, validation_data=data[:16], epochs=len(SCRIPTED_VAL_ELBO), batch_size=16, verbose=0,
+              callbacks=callbacks + ([] if crash_at is None else [CrashAtEpochEnd(crash_at)]))
+    return model, run
+
+
+def test_early_stopping_counts_the_epochs_before_a_resume(tmp_path, rng):
+    data = (rng.random((64, 6)) < 0.3).astype(np.float32)
+    weights = {}
+    with pytest.raises(Crash):
+        fit_stopping_early(tmp_path, data, weights, crash_at=2)  # killed after epoch 2's backup
+    # Keras' EarlyStopping would start counting again here, stop after epoch 6 and restore epoch 4 (the resumed
+    # part's best); the run goes on from the backed-up epochs instead.
+    model, run = fit_stopping_early(tmp_path, data, weights)
+    assert len(run.epochs) == 4 and [int(row["epoch"]) for row in read_csv(tmp_path / "history.csv")] == [0, 1, 2, 3]
+    for restored, expected in zip(model.trainable_variables, weights[1], strict=True):
+        np.testing.assert_array_equal(restored, expected)  # the best epoch's weights, from before the resume

@@ -131,6 +131,35 @@ class ResumableRun(keras.callbacks.Callback):
         saving.save_atomically(self.model.save, os.path.join(self.run_dir, "best.keras"))
 
 
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """`keras.callbacks.EarlyStopping` that goes on where a resumed run left off.
+
+    Keras' callback starts afresh in each `fit`: a run resumed after two epochs without improvement would wait
+    `patience` more epochs, and `restore_best_weights` would know only the epochs since the resume. This one first
+    replays the logs of the epochs the run's backup holds (the waiting count, the best value and epoch), and takes
+    the best epoch's weights from `best.keras`.
+
+    Args:
+        run: the run's `ResumableRun`, which must come before this callback in `callbacks`.
+        kwargs: as for `keras.callbacks.EarlyStopping`; `monitor` and `mode` as the run's.
+    """
+
+    def __init__(self, run, **kwargs):
+        super().__init__(**kwargs)
+        self.run = run
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if not self.run.epochs:
+            return
+        for epoch, record in enumerate(self.run.epochs):
+            self.on_epoch_end(epoch, record)
+        self.model.stop_training = False  # a run killed as it stopped trains one more epoch, then stops
+        best = os.path.join(self.run.run_dir, "best.keras")
+        if self.restore_best_weights and self.best_epoch < len(self.run.epochs) - 1 and os.path.exists(best):
+            self.best_weights = keras.saving.load_model(best, compile=False, safe_mode=True).get_weights()
+
+
 def newest_backup(backup_dir):
     """The folder of the newest whole backup in `backup_dir` (the most epochs), or None."""
     if not os.path.isdir(backup_dir):

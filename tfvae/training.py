@@ -28,7 +28,7 @@ from tfvae.autoencoder_kl import AutoencoderKL, AutoencoderKLTrainer, LatentDiff
 from tfvae.autoencoder_kl.objective import RECONSTRUCTION_LOSSES
 from tfvae.export import SignatureChangeError, export_saved_model
 from tfvae.model import VAE
-from tfvae.resumable_run import ResumableRun
+from tfvae.resumable_run import ResumableEarlyStopping, ResumableRun
 from tfvae.run_lock import RunLock
 from tfvae.validation import InputError
 
@@ -386,13 +386,11 @@ def make_callbacks(config, inputs, image_shape):
     run = config.output_dir
     metric, mode = monitored_metric(config)
     monitor = f"val_{metric}" if "validation" in inputs else metric
-    callbacks = [
-        tfvae_callbacks.StopOnNonFiniteLoss(),
-        ResumableRun(run, monitor, mode),
-    ]
+    resumable = ResumableRun(run, monitor, mode)
+    callbacks = [tfvae_callbacks.StopOnNonFiniteLoss(), resumable]
     if config.early_stopping_patience:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, restore_best_weights=True,
-                                                       patience=config.early_stopping_patience))
+        callbacks.append(ResumableEarlyStopping(resumable, monitor=monitor, mode=mode, restore_best_weights=True,
+                                                patience=config.early_stopping_patience))
     if config.tensorboard:
         log_dir = os.path.join(run, "tensorboard")
         shown = inputs.get("validation", inputs["train"])[:8]
