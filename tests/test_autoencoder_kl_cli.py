@@ -42,6 +42,8 @@ def test_the_run_directory_keeps_the_autoencoder_and_every_loss(run):
     assert "final validation reconstruction error per pixel" in stdout and "SavedModel:" in stdout
     assert json.loads((root / "run" / "config.json").read_text())["block_out_channels"] == [8, 16]
     assert not (root / "run" / "backup").exists(), "a finished run leaves no backup to resume from"
+    summary = Image.open(root / "run" / "summary.png")
+    assert summary.size == (1000, 450), "two panels: learning curves, inputs above their reconstructions"
     history = json.loads((root / "run" / "history.json").read_text())
     for name in (*METRICS, "adaptive_weight", *(f"val_{name}" for name in METRICS)):
         assert len(history[name]) == 2 and np.isfinite(history[name]).all(), name

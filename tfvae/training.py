@@ -249,9 +249,8 @@ def _run(config, strategy, chief):
     history.history = read_history(os.path.join(run_dir, "history.csv"))
     trained = model.autoencoder if config.model == AUTOENCODER_KL else model
     saving.save_atomically(trained.save, os.path.join(run_dir, "model.keras"))
-    if config.model != AUTOENCODER_KL:
-        save_summary(model, history.history, inputs.get("validation", inputs["train"]), image_shape,
-                     os.path.join(run_dir, "summary.png"))
+    save_summary(model, history.history, inputs.get("validation", inputs["train"]), image_shape,
+                 os.path.join(run_dir, "summary.png"), monitored_metric(config)[0])
     export_path = _export(trained, config) if chief else None
     return trained, history, export_path
 
@@ -407,12 +406,16 @@ def make_callbacks(config, inputs, image_shape):
     return callbacks
 
 
-def save_summary(model, history, examples, image_shape, path):
-    """Writes the run's summary PNG: learning curves, 8 examples with their reconstructions, 32 prior samples."""
-    noise = np.random.default_rng(0).standard_normal((32, *model.latent_shape())).astype(np.float32)
-    images = [visualize.as_images(values, image_shape)
-              for values in (examples[:8], model.reconstruct(examples[:8]), model.generate(noise))]
-    visualize.save_run_summary(path, history, *images)
+def save_summary(model, history, examples, image_shape, path, metric="elbo"):
+    """Writes the run's summary PNG: learning curves of `metric`, 8 examples with their reconstructions and, for a
+    VAE, 32 samples from the prior (not for an autoencoder: N(0, I) is not its latents' distribution)."""
+    inputs, reconstructions = (visualize.as_images(values, image_shape)
+                               for values in (examples[:8], model.reconstruct(examples[:8])))
+    samples = None
+    if isinstance(model, VAE):
+        noise = np.random.default_rng(0).standard_normal((32, *model.latent_shape())).astype(np.float32)
+        samples = visualize.as_images(model.generate(noise), image_shape)
+    visualize.save_run_summary(path, history, inputs, reconstructions, samples, metric)
 
 
 def _report_skipped(*image_sets):

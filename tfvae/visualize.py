@@ -36,34 +36,42 @@ def manifold_latents(points_per_axis):
     return np.stack([z1.ravel(), z2.ravel()], axis=-1).astype(np.float32)
 
 
-def save_run_summary(path, history, inputs, reconstructions, samples):
+CURVE_LABELS = {"elbo": "ELBO per example", "reconstruction": "reconstruction error per pixel"}
+
+
+def save_run_summary(path, history, inputs, reconstructions, samples=None, metric="elbo"):
     """Writes a PNG with the learning curves, inputs above their reconstructions, and samples from the prior.
 
     Args:
         path: the PNG file to write.
-        history: a Keras `History.history` dict (with `elbo` and possibly `val_elbo`).
-        inputs, reconstructions, samples: `[N, h, w, c]` images in [0, 1].
+        history: a Keras `History.history` dict (with `metric` and possibly `val_<metric>`).
+        inputs, reconstructions, samples: `[N, h, w, c]` images in [0, 1]; `samples` None for none (an autoencoder
+            has no prior to sample).
+        metric: the logged metric whose learning curves to draw (`elbo` for a VAE, `reconstruction` for an
+            autoencoder).
     """
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
-    figure, (curves, pairs, prior) = pyplot.subplots(1, 3, figsize=(15, 4.5))
-    epochs = np.arange(1, len(history["elbo"]) + 1)
-    curves.plot(epochs, history["elbo"], label="train")
-    if "val_elbo" in history:
-        curves.plot(epochs, history["val_elbo"], label="validation")
-    curves.set(xlabel="epoch", ylabel="ELBO per example", title="Learning curves")
+    panels = 2 if samples is None else 3
+    figure, axes = pyplot.subplots(1, panels, figsize=(5 * panels, 4.5))
+    curves = axes[0]
+    epochs = np.arange(1, len(history[metric]) + 1)
+    curves.plot(epochs, history[metric], label="train")
+    if f"val_{metric}" in history:
+        curves.plot(epochs, history[f"val_{metric}"], label="validation")
+    curves.set(xlabel="epoch", ylabel=CURVE_LABELS.get(metric, metric), title="Learning curves")
     curves.legend()
     columns = min(len(inputs), 8)
     paired = np.concatenate([tile(inputs[:columns], columns), tile(reconstructions[:columns], columns)], axis=0)
-    for axes, image, title in (
-        (pairs, paired, "Inputs (top) and reconstructions"),
-        (prior, tile(samples, 8), "Samples from the prior"),
-    ):
-        axes.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
-        axes.set(title=title, xticks=[], yticks=[])
+    pictures = [(paired, "Inputs (top) and reconstructions")]
+    if samples is not None:
+        pictures.append((tile(samples, 8), "Samples from the prior"))
+    for panel, (image, title) in zip(axes[1:], pictures, strict=True):
+        panel.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
+        panel.set(title=title, xticks=[], yticks=[])
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     pyplot.close(figure)
