@@ -17,6 +17,7 @@ import csv
 import dataclasses
 import json
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -236,7 +237,10 @@ def _run(config, strategy, chief):
                 lambda input_context: images.batches(*arguments, input_context=input_context))
         return images.batches(*arguments)
 
-    with data.raising_data_errors(train_images, validation_images):
+    with data.raising_data_errors(train_images, validation_images), warnings.catch_warnings():
+        # Keras learns the size of a set that does not know it (TFRecords) when its first epoch runs out of data,
+        # and warns as if steps were missing: none are.
+        warnings.filterwarnings("ignore", "Your input ran out of data", UserWarning)
         history = model.fit(
             batches(train_images, training=True),
             validation_data=None if validation_images is None else batches(validation_images, training=False),
