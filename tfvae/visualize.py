@@ -53,7 +53,7 @@ def save_run_summary(path, history, inputs, reconstructions, samples=None, metri
     import matplotlib
 
     matplotlib.use("Agg")
-    from matplotlib import pyplot
+    from matplotlib import pyplot, ticker
 
     panels = 2 if samples is None else 3
     figure, axes = pyplot.subplots(1, panels, figsize=(5 * panels, 4.5))
@@ -63,6 +63,7 @@ def save_run_summary(path, history, inputs, reconstructions, samples=None, metri
     if f"val_{metric}" in history:
         curves.plot(epochs, history[f"val_{metric}"], label="validation")
     curves.set(xlabel="epoch", ylabel=CURVE_LABELS.get(metric, metric), title="Learning curves")
+    curves.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     curves.legend()
     columns = min(len(inputs), 8)
     paired = np.concatenate([tile(inputs[:columns], columns), tile(reconstructions[:columns], columns)], axis=0)
