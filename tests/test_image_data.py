@@ -141,18 +141,17 @@ def test_streamed_batches_shuffle_every_epoch_reproducibly_and_see_every_image_o
 def test_a_cache_folder_left_by_a_killed_run_is_reused_and_one_in_use_is_refused(tmp_path):
     for index in range(6):
         save(str(tmp_path / "n" / f"{index}.png"), np.full((2, 2), index * 10, np.uint8))
-    # A run that opens the set with a cache folder and dies without cleaning up (os._exit skips atexit).
-    killed = ("import os, sys; from tfvae import data; "
-              "print(data.open_images(sys.argv[1], cache=sys.argv[2]).cache); os._exit(0)")
-    prefix = subprocess.run([sys.executable, "-c", killed, str(tmp_path / "n"), str(tmp_path / "cache")],
+    # A run that reads the set through a cache folder and dies without cleaning up (os._exit skips atexit).
+    killed = ("import os, sys; from tfvae import data; images = data.open_images(sys.argv[1], cache=sys.argv[2]); "
+              "images.batches(2); print(images.cache); os._exit(0)")
+    folder = subprocess.run([sys.executable, "-c", killed, str(tmp_path / "n"), str(tmp_path / "cache")],
                             capture_output=True, text=True, check=True).stdout.strip()
-    folder = os.path.dirname(prefix)
-    assert "lock" in os.listdir(folder), "the dead run's lock is left behind"
+    assert os.listdir(folder) == ["lock"], "the dead run's lock is left behind"
     # What tf.data leaves when its caching iterator is killed (the names a SIGKILLed tfvae train left).
-    open(f"{prefix}_0.lockfile", "w").write("Created at: 1795531666")
-    open(f"{prefix}_0.data-00000-of-00001.tempstate663340257634699152", "w").write("partial")
+    open(os.path.join(folder, "images_0.lockfile"), "w").write("Created at: 1795531666")
+    open(os.path.join(folder, "images_0.data-00000-of-00001.tempstate663340257634699152"), "w").write("partial")
     images = data.open_images(str(tmp_path / "n"), cache=str(tmp_path / "cache"))
-    assert images.cache == prefix
+    assert images.cache == folder
     assert len(epoch(images.batches(2, flatten=False))) == 6
     assert sorted(os.listdir(folder)) == ["images.data-00000-of-00001", "images.index", "lock"], "leftovers removed"
     assert json.loads(open(os.path.join(folder, "lock")).read())["pid"] == os.getpid()
@@ -160,7 +159,7 @@ def test_a_cache_folder_left_by_a_killed_run_is_reused_and_one_in_use_is_refused
     busy.mkdir()
     (busy / "lock").write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname()}))
     with pytest.raises(data.DataError, match="image cache .*busy is in use by another run.*another --cache folder"):
-        data.images._hold_cache_folder(str(busy))
+        data.images._held_cache_files(str(busy))
 
 
 def test_cache_auto_keeps_small_sets_in_memory_only():

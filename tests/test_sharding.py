@@ -71,13 +71,15 @@ def test_each_worker_decodes_only_its_part_and_every_example_is_seen_once(image_
 
 def test_tfvae_train_on_a_folder_with_two_workers(image_sets, tmp_path):
     command = [TFVAE, "train", "--dataset", str(image_sets / "folder"), "--strategy", "multiworker", "--model", "mlp",
-               "--hidden-units", "8", "--latent-size", "2", "--batch-size", "4", "--epochs", "2", "--cache", "none",
-               "--skip-bad-images", "--validation-split", "0.25", "--output-dir", str(tmp_path / "run"),
+               "--hidden-units", "8", "--latent-size", "2", "--batch-size", "4", "--epochs", "2", "--skip-bad-images",
+               "--cache", str(tmp_path / "cache"), "--validation-split", "0.25", "--output-dir", str(tmp_path / "run"),
                "--export-root", str(tmp_path / "exports"), "--model-name", "folder", "--quiet"]
     chief, other = run_workers(command, timeout=600)
     assert "SavedModel:" in chief and "SavedModel:" not in other
     # Each worker reports the bad images it met: the corrupt file is in one worker's part.
     skipped = f"Skipped 1 bad image(s) that could not be decoded: {image_sets / 'folder' / 'corrupt.png'}."
     assert (skipped in chief) != (skipped in other), (chief, other)
+    parts = sorted(name.rsplit("-", 1)[-1] for name in os.listdir(tmp_path / "cache"))
+    assert parts == ["part0of2", "part0of2", "part1of2", "part1of2"], "each worker caches its part of both splits"
     history = (tmp_path / "run" / "history.csv").read_text().splitlines()
     assert len(history) == 3 and "val_elbo" in history[0], history

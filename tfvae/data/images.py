@@ -167,6 +167,8 @@ class StreamedImages:
             policy = tf.data.experimental.AutoShardPolicy.OFF
             if cache not in (None, "memory"):
                 cache = f"{cache}-part{input_context.input_pipeline_id}of{input_context.num_input_pipelines}"
+        if cache not in (None, "memory"):
+            cache = _held_cache_files(cache)
         return pipeline.stream(examples, self.image_shape, batch_size, shuffle, binarize, flatten, seed,
                                drop_remainder, cache, policy, buffer)
 
@@ -297,19 +299,18 @@ def _in_memory(images, holdout, options):
 
 
 def _resolve_cache(cache, count, image_shape, name):
-    """`"memory"`, a cache file path, or None, for `cache` (`open_images`) of `count` images of `image_shape`."""
+    """`"memory"`, a cache folder, or None, for `cache` (`open_images`) of `count` images of `image_shape`."""
     if cache == "auto":
         size = None if count is None else count * 4 * int(np.prod(image_shape))
         return "memory" if size is not None and size <= CACHE_IN_MEMORY_BYTES else None
     if cache in ("memory", "none"):
         return None if cache == "none" else "memory"
-    folder = os.path.join(cache, f"{name}-{'x'.join(str(side) for side in image_shape)}")
-    _hold_cache_folder(folder)
-    return os.path.join(folder, "images")
+    return os.path.join(cache, f"{name}-{'x'.join(str(side) for side in image_shape)}")
 
 
-def _hold_cache_folder(folder):
-    """Locks `folder` (see `tfvae.run_lock`) until this process ends, so that no other run writes the same cache.
+def _held_cache_files(folder):
+    """The prefix of the cache files in `folder`, which this process holds (see `tfvae.run_lock`) until it ends, so
+    that no other run writes the same cache.
 
     A run killed while it wrote a cache leaves `tf.data`'s own lock file (and a partial file) behind, which would stop
     every later run: once this process holds the folder, those are left over from a dead run and are removed.
@@ -317,8 +318,9 @@ def _hold_cache_folder(folder):
     Raises:
         DataError: when a live process holds the folder.
     """
+    prefix = os.path.join(folder, "images")
     if folder in _HELD_CACHE_FOLDERS:
-        return
+        return prefix
     lock = RunLock(folder, instead="give another --cache folder")
     try:
         lock.__enter__()
@@ -326,9 +328,9 @@ def _hold_cache_folder(folder):
         raise DataError(f"The image cache {error}") from None
     atexit.register(lock.__exit__, None, None, None)
     _HELD_CACHE_FOLDERS.add(folder)
-    for leftover in glob.glob(os.path.join(glob.escape(folder), "images*.lockfile")) + glob.glob(
-            os.path.join(glob.escape(folder), "images*.tempstate*")):
+    for leftover in glob.glob(f"{glob.escape(prefix)}*.lockfile") + glob.glob(f"{glob.escape(prefix)}*.tempstate*"):
         os.remove(leftover)
+    return prefix
 
 
 def _cache_name(source, holdout):
