@@ -35,8 +35,8 @@ class AutoencoderKLTrainer(GraphValidation, keras.Model):
 
     Args:
         autoencoder: a `tfvae.AutoencoderKL`, or any Keras model with `encode(x) -> DiagonalGaussian`,
-            `decode(z) -> images`, `next_seed()` (the posterior samples draw from it) and a `decoder` whose last
-            layer has a `kernel`.
+            `decode(z) -> images`, `sample_posterior(posterior) -> z` (a `tfvae.seeding.SeedState`: one draw per
+            example, the same under a strategy as on one device) and a `decoder` whose last layer has a `kernel`.
         objective: a `LatentDiffusionLoss`; None for its defaults.
         discriminator: a `PatchDiscriminator` (or any Keras layer from images to logits), or None for no GAN.
         **kwargs: passed to `keras.Model`.
@@ -118,7 +118,7 @@ class AutoencoderKLTrainer(GraphValidation, keras.Model):
     def sampled_reconstruction(self, x, training=None):
         """`(q(z|x), decode(z))` for one `z ~ q(z|x)`, with images in the autoencoder's range [-1, 1]."""
         posterior = self.autoencoder.encode(x, training=training)
-        z = posterior.sample(seed=self.autoencoder.next_seed())
+        z = self.autoencoder.sample_posterior(posterior)
         return posterior, self.autoencoder.decode(z, training=training)
 
     def reconstruct(self, x):
