@@ -168,20 +168,6 @@ class VAE(SeedState, GraphValidation, keras.Model):
         reconstruction = self.likelihood.negative_log_likelihood(x, decoder_params)
         return reconstruction, posterior, decoder_params
 
-    def sample_posterior(self, posterior):
-        """`z = mu + sigma * epsilon`, one draw per example from q(z|x).
-
-        Under a `tf.distribute` strategy each replica draws the noise of the whole global batch and keeps its own
-        slice, so every example gets the noise it would get on one device and training does not depend on the
-        number of replicas.
-        """
-        seed = self.next_seed()
-        context = tf.distribute.get_replica_context()
-        if context is None or context.num_replicas_in_sync == 1:
-            return posterior.sample(seed=seed)
-        global_draw = posterior.sample(context.num_replicas_in_sync, seed=seed)
-        return tf.gather(global_draw, context.replica_id_in_sync_group)
-
     def kl_weight(self):
         """`w`: `beta`, times `min(1, step / kl_warmup_steps)` while the warm-up lasts."""
         if not self.kl_warmup_steps or self.optimizer is None:

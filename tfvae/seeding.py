@@ -16,6 +16,20 @@ class SeedState:
         """The next int32[2] seed of the model's seed generator, for TFP's `sample(seed=...)`."""
         return tf.cast(self.seed_generator.next(), tf.int32)
 
+    def sample_posterior(self, posterior):
+        """`z = mu + sigma * epsilon`, one draw per example from q(z|x).
+
+        Under a `tf.distribute` strategy each replica draws the noise of the whole global batch and keeps its own
+        slice, so every example gets the noise it would get on one device and training does not depend on the
+        number of replicas.
+        """
+        seed = self.next_seed()
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            return posterior.sample(seed=seed)
+        global_draw = posterior.sample(context.num_replicas_in_sync, seed=seed)
+        return tf.gather(global_draw, context.replica_id_in_sync_group)
+
     def save_own_variables(self, store):
         super().save_own_variables(store)
         store[_SEED_STATE_KEY] = self.seed_generator.state

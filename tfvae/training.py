@@ -348,7 +348,9 @@ def build_autoencoder_kl_trainer(config, image_shape):
         )
     discriminator = None
     if config.discriminator_layers:
-        discriminator = PatchDiscriminator(num_layers=config.discriminator_layers)
+        # Under a strategy its BatchNorm takes global-batch statistics, so the step is one device's (as README says).
+        discriminator = PatchDiscriminator(num_layers=config.discriminator_layers,
+                                           synchronized=config.strategy != "default")
         if min(sides) < 2 ** (config.discriminator_layers + 2):
             raise InputError(
                 f"--discriminator-layers {config.discriminator_layers} needs images of at least "

@@ -166,7 +166,7 @@ class AutoencoderKL(SeedState, keras.Model):
         """The reconstruction `decode(z)`, with `z` the posterior's mode (its mean) or, if `sample_posterior`, one
         draw `z = mu + sigma * epsilon` from the model's seed generator (diffusers' `forward`)."""
         posterior = self.encode(x, training=training)
-        z = posterior.sample(seed=self.next_seed()) if sample_posterior else posterior.mode()
+        z = self.sample_posterior(posterior) if sample_posterior else posterior.mode()
         return self.decode(z, training=training)
 
     def scale_latents(self, z):

@@ -184,15 +184,20 @@ class PatchDiscriminator(keras.layers.Layer):
     Args:
         filters: the first convolution's filters (64 in latent-diffusion).
         num_layers: the stride-2 convolutions (3 in latent-diffusion; 2 suits 16x16 images).
+        synchronized: whether, under a `tf.distribute` strategy, batch normalization takes its statistics over the
+            global batch (Keras' `BatchNormalization(synchronized=True)`: the discriminator, and the generator loss's
+            gradient through it, are then one device's) rather than over each replica's own examples (False, as
+            latent-diffusion under PyTorch's data parallelism). Without a strategy both are the same.
         **kwargs: passed to `keras.layers.Layer`.
     """
 
-    def __init__(self, filters=64, num_layers=3, **kwargs):
+    def __init__(self, filters=64, num_layers=3, synchronized=False, **kwargs):
         super().__init__(**kwargs)
         if filters < 1 or num_layers < 1:
             raise ValueError(f"filters and num_layers must be at least 1, got {filters} and {num_layers}.")
         self.filters = int(filters)
         self.num_layers = int(num_layers)
+        self.synchronized = bool(synchronized)
         widths = [self.filters * min(2**index, 8) for index in range(self.num_layers + 1)]
         strides = [2] * self.num_layers + [1]
         self.convolutions = [
@@ -202,7 +207,7 @@ class PatchDiscriminator(keras.layers.Layer):
         self.normalizations = [
             keras.layers.BatchNormalization(
                 momentum=0.9, epsilon=1e-5, gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02, seed=None),
-                dtype=self.dtype_policy, name=f"norm_{index}",
+                synchronized=self.synchronized, dtype=self.dtype_policy, name=f"norm_{index}",
             )
             for index in range(1, self.num_layers + 1)
         ]
@@ -245,7 +250,8 @@ class PatchDiscriminator(keras.layers.Layer):
         return shape
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "num_layers": self.num_layers}
+        return {**super().get_config(), "filters": self.filters, "num_layers": self.num_layers,
+                "synchronized": self.synchronized}
 
 
 def _pad(images):

@@ -23,10 +23,13 @@ class AutoencoderKLTrainer(GraphValidation, keras.Model):
        `D(x)` against `D(stop_gradient(x_hat))`, times `f(step)`.
 
     `step` is the autoencoder optimizer's iteration count, so the discriminator start survives resuming. Every loss
-    is a batch mean and is divided by the number of replicas before the gradient, and `lambda` is computed from
-    the gradients averaged over the replicas, so under a `tf.distribute` strategy the autoencoder's step is one
-    device's on the whole batch; the discriminator's BatchNorm statistics are each replica's own (untested under a
-    strategy). Without a discriminator, steps 2-3 reduce to `nll + w_KL * KL` and one optimizer.
+    is a batch mean and is divided by the number of replicas before the gradient, the noise of `z` is the global
+    batch's sliced per replica (`SeedState.sample_posterior`), and `lambda` is computed from the gradients averaged
+    over the replicas, so under a `tf.distribute` strategy the step is one device's on the whole batch when the
+    discriminator's BatchNorm takes global statistics (`PatchDiscriminator(synchronized=True)`). With each
+    replica's own statistics the autoencoder's step is one device's until `discriminator_start` only: from then the
+    gradient of `L_gen` passes through them. Without a discriminator, steps 2-3 reduce to `nll + w_KL * KL` and one
+    optimizer.
 
     `fit` reports `loss` (`L_G`), `reconstruction` (the mean per-pixel error `r`), `nll`, `kl`, `logvar` and, with
     a discriminator, `generator_loss` (`L_gen`), `discriminator_loss` (the hinge loss, before `f`) and
@@ -35,8 +38,8 @@ class AutoencoderKLTrainer(GraphValidation, keras.Model):
 
     Args:
         autoencoder: a `tfvae.AutoencoderKL`, or any Keras model with `encode(x) -> DiagonalGaussian`,
-            `decode(z) -> images`, `next_seed()` (the posterior samples draw from it) and a `decoder` whose last
-            layer has a `kernel`.
+            `decode(z) -> images`, `sample_posterior(posterior) -> z` (a `tfvae.seeding.SeedState`: one draw per
+            example, the same under a strategy as on one device) and a `decoder` whose last layer has a `kernel`.
         objective: a `LatentDiffusionLoss`; None for its defaults.
         discriminator: a `PatchDiscriminator` (or any Keras layer from images to logits), or None for no GAN.
         **kwargs: passed to `keras.Model`.
@@ -118,7 +121,7 @@ class AutoencoderKLTrainer(GraphValidation, keras.Model):
     def sampled_reconstruction(self, x, training=None):
         """`(q(z|x), decode(z))` for one `z ~ q(z|x)`, with images in the autoencoder's range [-1, 1]."""
         posterior = self.autoencoder.encode(x, training=training)
-        z = posterior.sample(seed=self.autoencoder.next_seed())
+        z = self.autoencoder.sample_posterior(posterior)
         return posterior, self.autoencoder.decode(z, training=training)
 
     def reconstruct(self, x):
