@@ -9,7 +9,7 @@ fresh process and measures, in that one run:
 - `XLA compile`: the seconds TensorFlow reports for compiling the train step with XLA (its `device_compiler` log
   line), and how many compilations there were;
 - `first call`: the first execution of the train function (tracing, compilation, its first steps), and of the
-  validation function (tracing and its first batches), against a later one.
+  validation function (tracing and its first batches), against a later one (the median) and the slowest later one.
 
 The bound is `2 x steady epoch + XLA compile`: what the first two epochs would take if compiling the train step once
 were all they did besides training.
@@ -75,7 +75,7 @@ def measure(epochs):
     marks = json.loads(finished.stdout.strip().splitlines()[-1])
     compiles = [float(seconds) for seconds in COMPILE_LINE.findall(finished.stderr)]
     ends = [end - marks["train_begin"] for end in marks["epoch_ends"]]
-    steady = statistics.median(later - earlier for earlier, later in zip(ends[1:], ends[2:]))
+    steady = statistics.median(later - earlier for earlier, later in zip(ends[1:-1], ends[2:], strict=True))
     calls, validations = marks["train_calls"], marks["validations"]
     return {
         "epoch 2 ends": ends[1],
@@ -85,6 +85,7 @@ def measure(epochs):
         "bound": 2 * steady + sum(compiles),
         "first train call": calls[0],
         "later train call": statistics.median(calls[1:]),
+        "slowest later call": max(calls[1:]),
         "first validation": validations[0],
         "later validation": statistics.median(validations[1:]),
     }

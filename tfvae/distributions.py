@@ -22,9 +22,10 @@ class DiagonalGaussian(tfd.MultivariateNormalDiag):
     neither overflow nor vanish. `sigma = exp(0.5 * logvar)`.
 
     It is a `tfp.distributions.MultivariateNormalDiag` (`loc=mu`, `scale_diag=sigma`), so TFP's `log_prob`,
-    `kl_divergence` and `sample` work on it; its event is the last axis. `sample` is reparameterized,
-    `z = mu + sigma * epsilon` with `epsilon ~ N(0, I)`, so gradients reach both halves of `params`; with the same
-    seed it draws the same `epsilon` with and without XLA.
+    `kl_divergence` and `sample` work on it; its event is the last axis. Building one costs the three ops of `mu`,
+    `log sigma^2` and `sigma`: TFP's scale operator, bijector and base distribution are built when first used.
+    `sample` is reparameterized, `z = mu + sigma * epsilon` with `epsilon ~ N(0, I)`, so gradients reach both halves
+    of `params`; with the same seed it draws the same `epsilon` with and without XLA.
 
     For params of rank above two (a convolutional latent `[batch, height, width, 2 * channels]`) the channel axis
     holds the halves; `kl` and `nll` then sum over every axis but the batch axis and return one value per example.
