@@ -9,7 +9,8 @@ fresh process and measures, in that one run:
 - `XLA compile`: the seconds TensorFlow reports for compiling the train step with XLA (its `device_compiler` log
   line), and how many compilations there were;
 - `first call`: the first execution of the train function (tracing, compilation, its first steps), and of the
-  validation function (tracing and its first batches), against a later one (the median) and the slowest later one.
+  validation function (tracing and its first batches), against a later one (the median) and the slowest later one;
+- `epoch 2 first batch`: the wait from the start of epoch 2 to its first batch (a new pass over the input pipeline).
 
 The bound is `2 x steady epoch + XLA compile`: what the first two epochs would take if compiling the train step once
 were all they did besides training.
@@ -42,11 +43,16 @@ def child(output_dir, epochs):
         def on_train_begin(self, logs=None):
             marks["train_begin"] = time.perf_counter()
 
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch_start = time.perf_counter()
+
         def on_epoch_end(self, epoch, logs=None):
             marks.setdefault("epoch_ends", []).append(time.perf_counter())
 
         def on_train_batch_begin(self, batch, logs=None):
             self.batch_start = time.perf_counter()
+            if batch == 0:
+                marks.setdefault("first_batch_waits", []).append(self.batch_start - self.epoch_start)
 
         def on_train_batch_end(self, batch, logs=None):
             marks.setdefault("train_calls", []).append(time.perf_counter() - self.batch_start)
@@ -86,6 +92,7 @@ def measure(epochs):
         "first train call": calls[0],
         "later train call": statistics.median(calls[1:]),
         "slowest later call": max(calls[1:]),
+        "epoch 2 first batch": marks["first_batch_waits"][1],
         "first validation": validations[0],
         "later validation": statistics.median(validations[1:]),
     }
@@ -102,10 +109,10 @@ def main():
         return
     runs = [measure(args.epochs) for _ in range(args.runs)]
     names = list(runs[0])
-    print(f"{'run':<8}" + "".join(f"{name:>18}" for name in names))
+    print(f"{'run':<8}" + "".join(f"{name:>20}" for name in names))
     for index, run in enumerate(runs, start=1):
-        print(f"{index:<8}" + "".join(f"{run[name]:>18.3f}" for name in names), flush=True)
-    print(f"{'median':<8}" + "".join(f"{statistics.median(run[name] for run in runs):>18.3f}" for name in names))
+        print(f"{index:<8}" + "".join(f"{run[name]:>20.3f}" for name in names), flush=True)
+    print(f"{'median':<8}" + "".join(f"{statistics.median(run[name] for run in runs):>20.3f}" for name in names))
     within = sum(run["epoch 2 ends"] < run["bound"] for run in runs)
     print(f"epoch 2 ended within the bound (2 x steady epoch + XLA compile) in {within} of {len(runs)} runs")
 
