@@ -5,7 +5,6 @@ import dataclasses
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from tfvae import VAE, data, networks, training
 from tfvae.model import STEPS_PER_EXECUTION
@@ -83,41 +82,3 @@ def test_training_batches_have_one_static_size(tmp_path, rng):
     assert np.isfinite(history.history["val_elbo"][0]), "the 10 validation examples are one partial batch"
     small, _, _ = training.train(dataclasses.replace(config, batch_size=64, output_dir=str(tmp_path / "small")))
     assert int(small.optimizer.iterations) == 1, "a training split smaller than a batch is one batch"
-
-
-class TracedStepsVAE(VAE):
-    """Records, at the end of each call of the train function, how many times `test_step` had been traced."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.test_traces = 0
-
-    def test_step(self, data):
-        self.test_traces += 1
-        return super().test_step(data)
-
-
-def test_with_xla_the_validation_step_is_traced_while_the_train_step_compiles(rng):
-    keras.utils.set_random_seed(0)
-    model = TracedStepsVAE(networks.gaussian_mlp_encoder(DATA_SIZE, LATENT_SIZE, HIDDEN),
-                           networks.bernoulli_mlp_decoder(LATENT_SIZE, DATA_SIZE, HIDDEN), seed=0)
-    model.compile(keras.optimizers.SGD(0.0))  # XLA; the weights stay, so validation's numbers are known
-    validation = binary(rng, 130)
-    traces_after_calls = []
-    record = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: traces_after_calls.append(
-        model.test_traces))
-    history = model.fit(data.pipeline(binary(rng, 200), 100, drop_remainder=True), epochs=2, verbose=0,
-                        validation_data=data.pipeline(validation, 100, shuffle=False), callbacks=[record]).history
-    assert traces_after_calls == [1, 1], "traced during the first train call, once for the whole run"
-    np.testing.assert_allclose(history["val_kl"], np.mean(model.encode(validation).kl()), rtol=1e-5)
-    assert model._validation_warm_up is None, "fit keeps no reference to the validation data"
-
-
-def test_an_error_in_the_first_train_call_reaches_the_caller(rng):
-    model = make_vae()
-    model.compile(keras.optimizers.Adam(1e-3))
-    batches = tf.data.Dataset.from_tensor_slices(binary(rng, 30)).batch(10).enumerate()
-    second_is_bad = batches.map(lambda index, batch: tf.debugging.check_numerics(
-        batch + tf.where(index == 1, np.nan, 0.0), "the second batch"))  # the first passes `check_data`
-    with pytest.raises(tf.errors.InvalidArgumentError, match="the second batch"):
-        model.fit(second_is_bad, validation_data=data.pipeline(binary(rng, 10), 10), epochs=1, verbose=0)
