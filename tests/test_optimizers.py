@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfvae import VAE, networks
 from tfvae.optimizers import FusedAdam
 
 
@@ -66,3 +67,12 @@ def test_a_model_with_fused_adam_saves_and_resumes_as_adam(tmp_path):
     model.fit(x, y, epochs=1, verbose=0, shuffle=False)
     loaded.fit(x, y, epochs=1, verbose=0, shuffle=False)
     np.testing.assert_allclose(loaded.get_weights()[0], model.get_weights()[0], rtol=1e-6)
+
+
+def test_vae_compile_defaults_to_fused_adam_and_keeps_it_in_keras_files(tmp_path):
+    vae = VAE(networks.gaussian_mlp_encoder(6, 2, 4), networks.bernoulli_mlp_decoder(2, 6, 4), seed=0)
+    vae.compile()
+    assert isinstance(vae.optimizer, FusedAdam) and float(vae.optimizer.learning_rate) == pytest.approx(1e-3)
+    vae.fit((np.random.default_rng(0).random((20, 6)) < 0.5).astype(np.float32), batch_size=10, verbose=0)
+    vae.save(tmp_path / "vae.keras")
+    assert isinstance(keras.models.load_model(tmp_path / "vae.keras").optimizer, FusedAdam)
