@@ -5,8 +5,10 @@ one run, the ways a user trains:
 
 - `library default`: the README's library example, `vae.compile(keras.optimizers.Adam(1e-3))` then
   `vae.fit(x, batch_size=...)` on a NumPy array, with whatever `VAE.compile` chooses by default;
-- `library, 1 step/call`: the same with `steps_per_execution=1` (Keras' own default);
-- `tfvae train`: the CLI's configuration, XLA and 10 steps per execution on a `tfvae.data.pipeline`;
+- `library, FusedAdam`: the same with `tfvae.optimizers.FusedAdam(1e-3)` (what `vae.compile()` and
+  `vae.compile("adam")` choose);
+- `library, 1 step/call`: the README's example with `steps_per_execution=1` (Keras' own default);
+- `tfvae train`: the CLI's configuration, `FusedAdam`, XLA and 10 steps per execution on a `tfvae.data.pipeline`;
 - `graph, 10/call`: the same without XLA;
 - `PyTorch loop` (with `--pytorch PYTHON`, an interpreter that has `torch`): the same network, loss and optimizer
   as an idiomatic PyTorch loop (`DataLoader` with `shuffle=True`, `zero_grad`/`backward`/`step`, Adam).
@@ -48,19 +50,22 @@ DENSE_LAYERS = [
     (DATA_SIZE, HIDDEN, False), (HIDDEN, LATENT, True), (HIDDEN, LATENT, True), (LATENT, HIDDEN, True),
     (HIDDEN, DATA_SIZE, True),
 ]
-# name: (data fed to fit, keyword arguments of VAE.compile besides the optimizer, environment of the process)
+# name: (data fed to fit, optimizer, keyword arguments of VAE.compile besides the optimizer, environment of the process)
 CONFIGURATIONS = {
-    "library default": ("arrays", {}, {}),
-    "library, 1 step/call": ("arrays", {"steps_per_execution": 1}, {}),
-    "tfvae train": ("pipeline", {"jit_compile": True, "steps_per_execution": 10}, {}),
-    "graph, 10/call": ("pipeline", {"jit_compile": False, "steps_per_execution": 10}, {}),
+    "library default": ("arrays", "Adam", {}, {}),
+    "library, FusedAdam": ("arrays", "FusedAdam", {}, {}),
+    "library, 1 step/call": ("arrays", "Adam", {"steps_per_execution": 1}, {}),
+    "tfvae train": ("pipeline", "FusedAdam", {"jit_compile": True, "steps_per_execution": 10}, {}),
+    "graph, 10/call": ("pipeline", "FusedAdam", {"jit_compile": False, "steps_per_execution": 10}, {}),
     # candidates for VAE.compile's default and for the step (--configurations)
-    "library, 30 steps/call": ("arrays", {"steps_per_execution": 30}, {}),
-    "library, 100 steps/call": ("arrays", {"steps_per_execution": 100}, {}),
-    "tfvae train, oneDNN dots": ("pipeline", {"jit_compile": True, "steps_per_execution": 10},
+    "tfvae train, Keras Adam": ("pipeline", "Adam", {"jit_compile": True, "steps_per_execution": 10}, {}),
+    "library, 30 steps/call": ("arrays", "Adam", {"steps_per_execution": 30}, {}),
+    "library, 100 steps/call": ("arrays", "Adam", {"steps_per_execution": 100}, {}),
+    "tfvae train, oneDNN dots": ("pipeline", "FusedAdam", {"jit_compile": True, "steps_per_execution": 10},
                                  {"XLA_FLAGS": "--xla_cpu_use_onednn=true"}),
 }
-DEFAULT_CONFIGURATIONS = ["library default", "library, 1 step/call", "tfvae train", "graph, 10/call"]
+DEFAULT_CONFIGURATIONS = ["library default", "library, FusedAdam", "library, 1 step/call", "tfvae train",
+                          "graph, 10/call"]
 PYTORCH = "PyTorch loop"
 
 
@@ -112,11 +117,13 @@ def tfvae_trainer(name, batch, examples):
     import keras
 
     from tfvae import VAE, data, networks
+    from tfvae.optimizers import FusedAdam
 
-    source, compile_arguments, _ = CONFIGURATIONS[name]
+    source, optimizer, compile_arguments, _ = CONFIGURATIONS[name]
     model = VAE(networks.gaussian_mlp_encoder(DATA_SIZE, LATENT, HIDDEN),
                 networks.bernoulli_mlp_decoder(LATENT, DATA_SIZE, HIDDEN), seed=0)
-    model.compile(keras.optimizers.Adam(1e-3), **compile_arguments)
+    optimizers = {"Adam": keras.optimizers.Adam, "FusedAdam": FusedAdam}
+    model.compile(optimizers[optimizer](1e-3), **compile_arguments)
     x = training_data(examples)
     if source == "pipeline":
         x, batch_size = data.pipeline(x, batch, shuffle=True), None
@@ -219,7 +226,7 @@ class Worker:
             [python, __file__, "--serve", name, "--batch", str(batch), "--examples", str(examples),
              "--threads", str(threads or 0)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-            env={**os.environ, **CONFIGURATIONS.get(name, (None, None, {}))[2]})
+            env={**os.environ, **CONFIGURATIONS.get(name, (None, None, None, {}))[3]})
         self.warm_up_seconds = self.ask(None)["warm_up_seconds"]
 
     def ask(self, command):

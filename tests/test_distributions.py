@@ -31,6 +31,21 @@ def test_is_a_tfp_multivariate_normal_diag(rng):
     assert q.batch_shape == [4] and q.event_shape == [3]
 
 
+def test_tfps_parts_are_built_on_first_use_and_answer_as_multivariate_normal_diag_does(rng):
+    q = DiagonalGaussian(random_params(rng, (4, 3)))
+    q.mean(), q.mode(), q.logvar, q.std, q.kl(), q.nll(tf.zeros((4, 3))), q.sample(seed=(1, 2))
+    assert "_normal" not in vars(q), "the mean, the variance, sample, kl and nll need none of TFP's parts"
+    reference = tfd.MultivariateNormalDiag(q.mean(), q.std)
+    x = rng.normal(size=(4, 3)).astype(np.float32)
+    for name in ("log_prob", "prob"):
+        np.testing.assert_allclose(getattr(q, name)(x), getattr(reference, name)(x), rtol=1e-6, err_msg=name)
+    for name in ("entropy", "stddev", "variance", "covariance", "batch_shape_tensor", "event_shape_tensor"):
+        np.testing.assert_allclose(getattr(q, name)(), getattr(reference, name)(), rtol=1e-6, err_msg=name)
+    np.testing.assert_allclose(q.scale.to_dense(), reference.scale.to_dense())
+    np.testing.assert_allclose(tfd.kl_divergence(q, reference), 0.0, atol=1e-6)
+    assert (q.batch_shape, q.event_shape) == (reference.batch_shape, reference.event_shape)
+
+
 def test_halves_and_their_functions(rng):
     params = random_params(rng, (5, 3))
     q = DiagonalGaussian(params)

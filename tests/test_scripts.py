@@ -5,6 +5,7 @@ import os
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from helpers import run_command
 from tensorflow.tsl.profiler.protobuf import xplane_pb2
@@ -45,6 +46,20 @@ def test_inference_benchmark_times_every_compiled_method_and_the_data_set_encode
                  "tfvae.latents.encode_dataset", "vae.encoder.predict"):
         (line,) = [line for line in stdout.splitlines() if line.startswith(name + " ")]
         assert float(line.split()[-1]) > 0
+
+
+def test_first_epochs_benchmark_finds_one_xla_compilation_in_the_default_run():
+    stdout = run_command([sys.executable, os.path.join(SCRIPTS, "benchmark_first_epochs.py"), "--runs", "1",
+                          "--epochs", "4"], timeout=600)
+    lines = stdout.splitlines()
+    header = next(line for line in lines if line.startswith("run "))
+    row = lines[lines.index(header) + 1]
+    columns = [header[start : start + 20].strip() for start in range(8, len(header), 20)]
+    run = dict(zip(columns, map(float, row.split()[1:]), strict=True))
+    assert run["compilations"] == 1, "the train step compiles once: static training batches, validation as a graph"
+    assert run["epoch 2 ends"] > run["first train call"] > run["XLA compile"] > 0
+    assert run["bound"] == pytest.approx(2 * run["steady epoch"] + run["XLA compile"], abs=3e-3)
+    assert "epoch 2 ended within the bound" in stdout
 
 
 def test_benchmark_counts_the_matmul_flops_that_tensorflow_counts_in_the_step():

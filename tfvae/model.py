@@ -8,6 +8,7 @@ from tfvae.distributions import DEFAULT_LOGVAR_RANGE
 from tfvae.eager import compiled_when_eager
 from tfvae.keras_steps import GraphValidation, reducible_across_workers
 from tfvae.layers import DiagonalGaussianLambda
+from tfvae.optimizers import FusedAdam
 from tfvae.seeding import SeedState
 
 # Train steps per call into TensorFlow unless `compile` is told otherwise. In one paired run of scripts/benchmark.py
@@ -210,7 +211,11 @@ class VAE(SeedState, GraphValidation, keras.Model):
         time; the logs they get are those of the group's last step. Epoch-level callbacks see no difference, and an
         epoch's last group may be shorter (its last batch too: it is counted with its own size). An int passed by
         the caller wins (1 for per-batch callbacks).
+
+        `optimizer="adam"` is a `tfvae.optimizers.FusedAdam` with Keras' Adam defaults: Adam's steps in fewer ops.
         """
+        if optimizer == "adam":
+            optimizer = FusedAdam()
         if jit_compile == "auto":
             jit_compile = not tf.distribute.has_strategy()
         if steps_per_execution == "auto":
