@@ -18,6 +18,7 @@ def policy(request):
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
 def test_layers_compute_in_16_bits_and_the_elbo_in_float32(policy, likelihood, rng):
     decoder = networks.bernoulli_mlp_decoder if likelihood == "bernoulli" else networks.gaussian_mlp_decoder
+    keras.utils.set_random_seed(0)  # the same weights in every run
     model = VAE(networks.gaussian_mlp_encoder(16, 2, 8), decoder(2, 16, 8), likelihood=likelihood, seed=0)
     model.compile(keras.optimizers.Adam(1e-3))
     x = rng.random((32, 16)).astype(np.float32)
@@ -26,10 +27,12 @@ def test_layers_compute_in_16_bits_and_the_elbo_in_float32(policy, likelihood, r
     assert reconstruction.dtype == tf.float32 and posterior.dtype == tf.float32 and posterior.kl().dtype == tf.float32
     history = model.fit(x, epochs=2, batch_size=8, verbose=0).history
     # The reported loss is the negative ELBO, unscaled by the loss-scale optimizer. (After the first step the two
-    # logs differ in the fourth digit under mixed precision, in float32 in the seventh.)
-    np.testing.assert_allclose(history["loss"], -np.array(history["elbo"]), rtol=5e-3)
+    # logs differ in the fourth digit under mixed precision, in float32 in the seventh.) bfloat16 keeps 3 bits fewer
+    # of the significand than float16 (8 against 11): 8 times its rounding, and its tolerance.
+    tolerance = 4e-2 if "bfloat16" in policy else 5e-3
+    np.testing.assert_allclose(history["loss"], -np.array(history["elbo"]), rtol=tolerance)
     np.testing.assert_allclose(-np.array(history["elbo"]), np.add(history["reconstruction"], history["kl"]),
-                               rtol=5e-3)
+                               rtol=tolerance)
     assert model.generate(np.zeros((1, 2), np.float32)).dtype == tf.float32
 
 
