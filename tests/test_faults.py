@@ -3,6 +3,7 @@ import csv
 import keras
 import numpy as np
 import pytest
+from helpers import run_python
 
 from tfvae import callbacks, training
 
@@ -52,3 +53,44 @@ def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_state(tmp_path
                 callbacks=[*training.make_callbacks(config, inputs, images.shape[1:]), first])
     assert first.first == 2, "resuming starts again at the epoch that failed"
     assert all(np.isfinite(weight).all() for weight in resumed.get_weights())
+
+
+# Ctrl-C that arrives while Python runs a destructor (here one made for it; in a run, a finished tf.data iterator's):
+# Python prints the KeyboardInterrupt and drops it. Each fit counts the epochs it ran, with and without the guard.
+SWALLOWED_INTERRUPT = """
+import os, signal, time
+import keras, numpy as np
+from tfvae import VAE, callbacks, networks
+
+class InterruptedInDestructor:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.5)  # the handler runs here, inside __del__
+
+class InterruptAfterFirstEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            InterruptedInDestructor()
+
+def epochs_run(extra_callbacks):
+    model = VAE(networks.gaussian_mlp_encoder(4, 2, 4), networks.bernoulli_mlp_decoder(2, 4, 4), seed=0)
+    model.compile(jit_compile=False)
+    history = keras.callbacks.History()
+    try:
+        model.fit(np.full((8, 4), 0.5, np.float32), epochs=5, batch_size=4, verbose=0,
+                  callbacks=[InterruptAfterFirstEpoch(), history, *extra_callbacks])
+    except KeyboardInterrupt:
+        return "interrupted after", len(history.epoch)
+    return "finished", len(history.epoch)
+
+print(*epochs_run([]))
+guard = callbacks.RaiseOnInterrupt()
+with guard:
+    print(*epochs_run([guard]))
+"""
+
+
+def test_ctrl_c_stops_training_even_when_python_drops_its_keyboard_interrupt():
+    without_guard, with_guard = run_python(SWALLOWED_INTERRUPT).splitlines()[-2:]
+    assert without_guard == "finished 5", "the interrupt is dropped inside __del__: this is what the guard is for"
+    assert with_guard == "interrupted after 1", "the guard raises it again at the next batch's end"

@@ -1,4 +1,4 @@
-"""Keras callbacks that show a VAE's latent space and samples in TensorBoard.
+"""Keras callbacks that show a VAE's latent space and samples in TensorBoard, and guard a run (NaN loss, Ctrl-C).
 
 Keras' own `keras.callbacks.TensorBoard` writes the per-epoch `epoch_elbo`, `epoch_kl`, `epoch_reconstruction`,
 `epoch_loss` and `epoch_learning_rate` scalars; these callbacks add what only a VAE has. They run eagerly between
@@ -6,6 +6,8 @@ epochs, outside the (possibly XLA-compiled) train step, where `tf.summary` canno
 """
 
 import os
+import signal
+import threading
 
 import keras
 import numpy as np
@@ -133,3 +135,37 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
                 "in best.keras. Usual causes: a learning rate too high (try a smaller one), or NaN or extreme values "
                 "in the data."
             )
+
+
+class RaiseOnInterrupt(keras.callbacks.Callback):
+    """Makes Ctrl-C (SIGINT) stop `fit` even when its `KeyboardInterrupt` lands where Python drops exceptions.
+
+    Python raises `KeyboardInterrupt` wherever the main thread is when SIGINT arrives. Inside a destructor (such as a
+    finished `tf.data` iterator's `__del__` at the end of an epoch) the exception is printed and dropped, and training
+    went on. Used as a context manager around `fit` (in the main thread), SIGINT also sets `interrupted`, and this
+    callback raises `KeyboardInterrupt` again at the end of the next batch.
+    """
+
+    interrupted = False
+    _previous_handler = None
+
+    def __enter__(self):
+        self.interrupted = False
+        if threading.current_thread() is threading.main_thread():
+            self._previous_handler = signal.signal(signal.SIGINT, self._on_interrupt)
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._previous_handler is not None:
+            signal.signal(signal.SIGINT, self._previous_handler)
+            self._previous_handler = None
+
+    def _on_interrupt(self, signal_number, frame):
+        self.interrupted = True
+        raise KeyboardInterrupt
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.interrupted:
+            raise KeyboardInterrupt
+
+    on_test_batch_end = on_train_batch_end

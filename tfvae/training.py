@@ -238,7 +238,8 @@ def _run(config, strategy, chief):
                 lambda input_context: images.batches(*arguments, input_context=input_context))
         return images.batches(*arguments)
 
-    with data.raising_data_errors(train_images, validation_images), warnings.catch_warnings():
+    interrupts = tfvae_callbacks.RaiseOnInterrupt()
+    with data.raising_data_errors(train_images, validation_images), warnings.catch_warnings(), interrupts:
         # Keras learns the size of a set that does not know it (TFRecords) when its first epoch runs out of data,
         # and warns as if steps were missing: none are.
         warnings.filterwarnings("ignore", "Your input ran out of data", UserWarning)
@@ -247,7 +248,7 @@ def _run(config, strategy, chief):
             validation_data=None if validation_images is None else batches(validation_images, training=False),
             epochs=config.epochs,
             shuffle=False,  # the pipeline shuffles
-            callbacks=make_callbacks(config, inputs, image_shape=image_shape),
+            callbacks=[*make_callbacks(config, inputs, image_shape=image_shape), interrupts],
             verbose=config.verbose,
         )
     _report_skipped(train_images, validation_images)
