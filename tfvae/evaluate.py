@@ -41,7 +41,7 @@ def kl_per_channel(posterior):
     return terms.reshape(-1, terms.shape[-1]).sum(axis=0) / len(terms)
 
 
-def importance_weighted_log_likelihood(model, x, num_samples=5000, batch_size=100, chunk_size=500, seed=0, verbose=0):
+def importance_weighted_log_likelihood(model, x, num_samples=5000, batch_size=100, chunk_size=250, seed=0, verbose=0):
     """Estimates log p(x) per example by importance sampling with the posterior as proposal (Burda et al.).
 
     `log p(x) ~ log (1/K) sum_k w_k`, `log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x)`, `z_k ~ q(z|x)`.
@@ -56,7 +56,8 @@ def importance_weighted_log_likelihood(model, x, num_samples=5000, batch_size=10
         x: examples `[N, ...]` as the model takes them.
         num_samples: K, importance samples per example.
         batch_size: examples per step.
-        chunk_size: samples per step.
+        chunk_size: samples per step. 250 keeps an MNIST-sized model (784-500-20, batches of 100) at a peak of
+            1.1 GiB, against 1.6 GiB with 500 (one process each, `ru_maxrss`), at the same speed.
         seed: seeds the samples.
         verbose: 1 for a progress bar over the examples.
 
