@@ -111,3 +111,20 @@ def call_every_signature(saved_model, x, z, folder):
     assert "modules: []" in stdout
     with open(paths[2]) as file:
         return dict(np.load(paths[1])), json.load(file)
+
+
+def reload_and_serve(model, x, folder):
+    """`model` saved as `.keras` and loaded in safe mode, and what its `export`ed SavedModel's `serve(x)` answers.
+
+    Returns:
+        `(loaded model, served outputs as a NumPy array)`.
+    """
+    import keras
+    import tensorflow as tf
+
+    path = os.path.join(folder, "model.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    loaded.export(os.path.join(folder, "saved_model"))
+    exported = tf.saved_model.load(os.path.join(folder, "saved_model"))
+    return loaded, exported.serve(tf.constant(x)).numpy()

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import reload_and_serve
 
 from tfvae import DiagonalGaussian, likelihoods
 from tfvae.layers import DiagonalGaussianLambda, GaussianHead, IndependentBernoulli, distribution_of
@@ -107,12 +108,7 @@ def test_a_sequential_vae_trains_predicts_saves_loads_and_exports(rng, tmp_path)
     model.compile(keras.optimizers.Adam(1e-2), loss=NegativeLogLikelihood(), jit_compile=True)
     losses = model.fit(x, x, epochs=5, batch_size=16, verbose=0).history["loss"]
     assert losses[-1] < losses[0]
-    path = str(tmp_path / "vae.keras")
-    model.save(path)
-    loaded = keras.models.load_model(path, safe_mode=True)
-    loaded.export(str(tmp_path / "export"))
-    exported = tf.saved_model.load(str(tmp_path / "export"))
-    served = exported.serve(tf.constant(x)).numpy()
+    loaded, served = reload_and_serve(model, x, str(tmp_path))
     # The seed generator's state travels with the model, so all three draw the same z.
     predicted = loaded.predict(x, batch_size=64, verbose=0)
     np.testing.assert_allclose(predicted, model.predict(x, batch_size=64, verbose=0), rtol=1e-5, atol=1e-6)

@@ -6,7 +6,7 @@ import os
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from helpers import reload_and_serve
 
 from tfvae.layers import distribution_of
 
@@ -32,12 +32,7 @@ def test_example_trains_reloads_and_exports(name, options, rng, tmp_path):
     assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
     latent_size = next(iter(options.values()))
     assert distribution_of(encoder(images)).mean().shape == (16, latent_size)
-    path = str(tmp_path / "vae.keras")
-    vae.save(path)
-    loaded = keras.models.load_model(path, safe_mode=True)
-    loaded.export(str(tmp_path / "saved_model"))
-    exported = tf.saved_model.load(str(tmp_path / "saved_model"))
-    served = exported.serve(tf.constant(images)).numpy()
+    loaded, served = reload_and_serve(vae, images, str(tmp_path))
     predicted = loaded.predict(images, batch_size=16, verbose=0)
     assert predicted.shape == images.shape and np.all((predicted > 0) & (predicted < 1))
     np.testing.assert_allclose(predicted, vae.predict(images, batch_size=16, verbose=0), rtol=1e-4, atol=1e-5)

@@ -165,10 +165,8 @@ class StreamedImages:
         if input_context is not None:
             batch_size = input_context.get_per_replica_batch_size(batch_size)
             policy = tf.data.experimental.AutoShardPolicy.OFF
-            if cache not in (None, "memory"):
-                cache = f"{cache}-part{input_context.input_pipeline_id}of{input_context.num_input_pipelines}"
         if cache not in (None, "memory"):
-            cache = _held_cache_files(cache)
+            cache = _held_cache_files(cache, input_context)
         return pipeline.stream(examples, self.image_shape, batch_size, shuffle, binarize, flatten, seed,
                                drop_remainder, cache, policy, buffer)
 
@@ -308,9 +306,9 @@ def _resolve_cache(cache, count, image_shape, name):
     return os.path.join(cache, f"{name}-{'x'.join(str(side) for side in image_shape)}")
 
 
-def _held_cache_files(folder):
-    """The prefix of the cache files in `folder`, which this process holds (see `tfvae.run_lock`) until it ends, so
-    that no other run writes the same cache.
+def _held_cache_files(folder, input_context=None):
+    """The prefix of the cache files in `folder` (in a folder of its own for the input pipeline of `input_context`),
+    which this process holds (see `tfvae.run_lock`) until it ends, so that no other run writes the same cache.
 
     A run killed while it wrote a cache leaves `tf.data`'s own lock file (and a partial file) behind, which would stop
     every later run: once this process holds the folder, those are left over from a dead run and are removed.
@@ -318,6 +316,8 @@ def _held_cache_files(folder):
     Raises:
         DataError: when a live process holds the folder.
     """
+    if input_context is not None:
+        folder = f"{folder}-part{input_context.input_pipeline_id}of{input_context.num_input_pipelines}"
     prefix = os.path.join(folder, "images")
     if folder in _HELD_CACHE_FOLDERS:
         return prefix

@@ -47,7 +47,8 @@ class ImageFolder:
     """
 
     encoded = True
-    # Decode errors are dropped after the reader (see `pipeline.BadImages`), which tf.distribute cannot shard by file.
+    # The files are read by a `map` (no reader dataset for FILE sharding to find): without an input context,
+    # tf.distribute shards the decoded images.
     shard_policy = tf.data.experimental.AutoShardPolicy.DATA
 
     def __init__(self, root, holdout=None):
@@ -101,7 +102,8 @@ class TFRecordFiles:
     """
 
     encoded = True
-    shard_policy = tf.data.experimental.AutoShardPolicy.DATA  # as for `ImageFolder`
+    # Bad images are dropped after the reader (`ignore_errors`, `scan`), where tf.distribute cannot shard by file.
+    shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     count = None
 
     def __init__(self, files, image_key=None, holdout=None):
