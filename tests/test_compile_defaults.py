@@ -5,8 +5,10 @@ import dataclasses
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tfvae import VAE, data, networks, training
+from tfvae.keras_steps import graph_optimizer_off
 from tfvae.model import STEPS_PER_EXECUTION
 
 DATA_SIZE, LATENT_SIZE, HIDDEN = 16, 3, 8
@@ -51,6 +53,47 @@ def test_the_train_step_is_traced_once(rng):
     model.compile(keras.optimizers.Adam(1e-3))
     model.fit(binary(rng, 250), batch_size=100, epochs=2, verbose=0)
     assert CountingVAE.traces == 1, "the optimizer's slots exist before the trace, which therefore runs once"
+
+
+def grappler_is_off():
+    return tf.config.optimizer.get_experimental_options()["disable_meta_optimizer"]
+
+
+class GrapplerRecordingVAE(VAE):
+    """Records, when Keras traces each step, whether the function being built will be optimized by grappler."""
+
+    def train_step(self, data):
+        self.grappler_off_in = {**getattr(self, "grappler_off_in", {}), "train": grappler_is_off()}
+        return super().train_step(data)
+
+    def test_step(self, data):
+        self.grappler_off_in = {**getattr(self, "grappler_off_in", {}), "test": grappler_is_off()}
+        return super().test_step(data)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
+def test_grappler_is_skipped_for_the_steps_of_an_xla_model_only(rng, jit_compile):
+    model = GrapplerRecordingVAE(networks.gaussian_mlp_encoder(DATA_SIZE, LATENT_SIZE, HIDDEN),
+                                 networks.bernoulli_mlp_decoder(LATENT_SIZE, DATA_SIZE, HIDDEN))
+    model.compile(jit_compile=jit_compile)
+    assert not grappler_is_off()
+    model.fit(binary(rng, 250), batch_size=100, epochs=1, validation_data=(binary(rng, 30),), verbose=0)
+    assert model.grappler_off_in == {"train": jit_compile, "test": jit_compile}
+    assert not grappler_is_off(), "the process's setting is restored after each call"
+
+
+def test_graph_optimizer_off_restores_the_setting_when_the_call_fails():
+    with pytest.raises(RuntimeError), graph_optimizer_off():
+        assert grappler_is_off()
+        raise RuntimeError("the step failed")
+    assert not grappler_is_off()
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    try:
+        with graph_optimizer_off():
+            pass
+        assert grappler_is_off(), "a process that turned grappler off keeps it off"
+    finally:
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": False})
 
 
 @pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])

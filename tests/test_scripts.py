@@ -59,7 +59,16 @@ def test_first_epochs_benchmark_finds_one_xla_compilation_in_the_default_run():
     assert run["compilations"] == 1, "the train step compiles once: static training batches, validation as a graph"
     assert run["epoch 2 ends"] > run["first train call"] > run["XLA compile"] > 0
     assert run["bound"] == pytest.approx(2 * run["steady epoch"] + run["XLA compile"], abs=3e-3)
-    assert "epoch 2 ended within the bound" in stdout
+    assert run["step compile"] == pytest.approx(run["first train call"] - run["later train call"], abs=3e-3)
+    assert run["step compile"] > run["XLA compile"], "tracing comes before XLA's compilation"
+    assert run["bound with tracing"] == pytest.approx(2 * run["steady epoch"] + run["step compile"], abs=3e-3)
+    assert "epoch 2 ended within the bound" in stdout and "tracing included) in" in stdout
+
+
+def test_first_epochs_benchmark_reads_compilations_in_seconds_and_in_milliseconds():
+    log = ("I0000 device_compiler.h:538] Compilation of XLA executable time: 1.06 s (1059234 us) (cumulative: 1.06 s\n"
+           "I0000 device_compiler.h:538] Compilation of XLA executable time: 979 ms (978689 us) (cumulative: 2.04 s")
+    assert load_script("benchmark_first_epochs").COMPILE_LINE.findall(log) == ["1059234", "978689"]
 
 
 def test_benchmark_counts_the_matmul_flops_that_tensorflow_counts_in_the_step():

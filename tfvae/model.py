@@ -6,7 +6,7 @@ import tensorflow as tf
 from tfvae import likelihoods, ops, validation
 from tfvae.distributions import DEFAULT_LOGVAR_RANGE
 from tfvae.eager import compiled_when_eager
-from tfvae.keras_steps import GraphValidation, reducible_across_workers
+from tfvae.keras_steps import CompiledSteps, reducible_across_workers
 from tfvae.layers import DiagonalGaussianLambda
 from tfvae.optimizers import FusedAdam
 from tfvae.seeding import SeedState
@@ -19,7 +19,7 @@ STEPS_PER_EXECUTION = 10
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
-class VAE(SeedState, GraphValidation, keras.Model):
+class VAE(SeedState, CompiledSteps, keras.Model):
     """A variational autoencoder (Kingma & Welling, "Auto-Encoding Variational Bayes").
 
     The data path of `call`:
