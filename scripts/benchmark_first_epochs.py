@@ -8,8 +8,9 @@ fresh process and measures, in that one run:
 - `steady epoch`: the median of epochs 3 to `--epochs`, each from the end of the one before to its own end;
 - `XLA compile`: the seconds TensorFlow reports for compiling the train step with XLA (its `device_compiler` log
   line), and how many compilations there were;
-- `first call`: the first execution of the train function (tracing, compilation, its first steps), and of the
-  validation function (tracing and its first batches), against a later one (the median) and the slowest later one;
+- `first call`: the first execution of the train function (tracing, compilation, its first steps), against the
+  first execution of a later epoch (the median: as many steps, also on a new pass over the input) and the slowest
+  later execution; and the first validation (tracing and its first batches) against a later one (the median);
 - `epoch 2 first batch`: the wait from the start of epoch 2 to its first batch (a new pass over the input pipeline).
 
 The bound is `2 x steady epoch + XLA compile`: what the first two epochs would take if XLA's compilation of the
@@ -55,12 +56,15 @@ def child(output_dir, epochs):
             marks.setdefault("epoch_ends", []).append(time.perf_counter())
 
         def on_train_batch_begin(self, batch, logs=None):
-            self.batch_start = time.perf_counter()
+            self.batch_start, self.epoch_first_call = time.perf_counter(), batch == 0
             if batch == 0:
                 marks.setdefault("first_batch_waits", []).append(self.batch_start - self.epoch_start)
 
         def on_train_batch_end(self, batch, logs=None):
-            marks.setdefault("train_calls", []).append(time.perf_counter() - self.batch_start)
+            seconds = time.perf_counter() - self.batch_start
+            marks.setdefault("train_calls", []).append(seconds)
+            if self.epoch_first_call:
+                marks.setdefault("epochs_first_calls", []).append(seconds)
 
         def on_test_begin(self, logs=None):
             self.test_start = time.perf_counter()
@@ -88,7 +92,9 @@ def measure(epochs):
     ends = [end - marks["train_begin"] for end in marks["epoch_ends"]]
     steady = statistics.median(later - earlier for earlier, later in zip(ends[1:-1], ends[2:], strict=True))
     calls, validations = marks["train_calls"], marks["validations"]
-    step_compile = calls[0] - statistics.median(calls[1:])
+    # An epoch's calls may run fewer steps than `steps_per_execution` at its end: compare first calls.
+    first_calls = marks["epochs_first_calls"]
+    step_compile = first_calls[0] - statistics.median(first_calls[1:])
     return {
         "epoch 2 ends": ends[1],
         "steady epoch": steady,
@@ -97,8 +103,8 @@ def measure(epochs):
         "bound": 2 * steady + sum(compiles),
         "step compile": step_compile,
         "bound with tracing": 2 * steady + step_compile,
-        "first train call": calls[0],
-        "later train call": statistics.median(calls[1:]),
+        "first train call": first_calls[0],
+        "later train call": statistics.median(first_calls[1:]),
         "slowest later call": max(calls[1:]),
         "epoch 2 first batch": marks["first_batch_waits"][1],
         "first validation": validations[0],

@@ -1,11 +1,13 @@
 """`VAE.compile`'s speed defaults, validation as one graph, and static training batches in `tfvae train`."""
 
 import dataclasses
+import threading
 
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from tensorflow.core.protobuf import config_pb2
+from tensorflow.python.eager import context
 
 from tfvae import VAE, data, networks, training
 from tfvae.keras_steps import graph_optimizer_off
@@ -56,7 +58,9 @@ def test_the_train_step_is_traced_once(rng):
 
 
 def grappler_is_off():
-    return tf.config.optimizer.get_experimental_options()["disable_meta_optimizer"]
+    """Whether a function this thread calls now for the first time skips grappler (its call options say so)."""
+    options = context.context().function_call_options.config_proto_serialized
+    return config_pb2.ConfigProto.FromString(options).graph_options.rewrite_options.disable_meta_optimizer
 
 
 class GrapplerRecordingVAE(VAE):
@@ -78,22 +82,22 @@ def test_grappler_is_skipped_for_the_steps_of_an_xla_model_only(rng, jit_compile
     model.compile(jit_compile=jit_compile)
     assert not grappler_is_off()
     model.fit(binary(rng, 250), batch_size=100, epochs=1, validation_data=(binary(rng, 30),), verbose=0)
-    assert model.grappler_off_in == {"train": jit_compile, "test": jit_compile}
-    assert not grappler_is_off(), "the process's setting is restored after each call"
+    assert model.grappler_off_in == {"train": jit_compile, "test": jit_compile}, "this machine has no GPU"
+    assert not grappler_is_off(), "the thread's call options are restored after each call"
 
 
-def test_graph_optimizer_off_restores_the_setting_when_the_call_fails():
-    with pytest.raises(RuntimeError), graph_optimizer_off():
+def test_graph_optimizer_off_changes_only_this_thread_and_only_inside():
+    seen_by_other_thread = []
+    with graph_optimizer_off():
         assert grappler_is_off()
+        other = threading.Thread(target=lambda: seen_by_other_thread.append(grappler_is_off()))
+        other.start()
+        other.join()
+    assert seen_by_other_thread == [False]
+    assert not grappler_is_off()
+    with pytest.raises(RuntimeError), graph_optimizer_off():
         raise RuntimeError("the step failed")
     assert not grappler_is_off()
-    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
-    try:
-        with graph_optimizer_off():
-            pass
-        assert grappler_is_off(), "a process that turned grappler off keeps it off"
-    finally:
-        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": False})
 
 
 @pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])

@@ -73,7 +73,7 @@ def read_csv(path):
 
 # (what raises, on which call, after its work, epochs in the newest backup then, the epoch the resumed run starts)
 CRASHES = {
-    "model written, backup not renamed": (VAE, "save", 3, True, 1, 1),  # save 2 is epoch 0's best.keras
+    "model written, backup not renamed": (VAE, "save", 2, True, 1, 1),  # best.keras is a copy of the backup
     "backup renamed, history not written": (ResumableRun, "_write_history", 2, False, 2, 2),
     "last epoch: backup renamed, history not written": (ResumableRun, "_write_history", 4, False, 4, None),
     "last epoch: history written, best.keras not saved": (ResumableRun, "_write_history", 4, True, 4, None),

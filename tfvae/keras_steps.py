@@ -4,22 +4,27 @@ import contextlib
 import functools
 
 import tensorflow as tf
+from tensorflow.core.protobuf import config_pb2
+from tensorflow.python.eager import context
 
 
 class CompiledSteps:
-    """A `keras.Model` mixin for the functions `fit` and `evaluate` run: validation as a graph, no grappler.
+    """A `keras.Model` mixin for the functions `fit` and `evaluate` run: validation as a graph and, with XLA, no
+    grappler.
 
     Validation in `fit`, and `evaluate`, run as a TensorFlow graph even when XLA is on. XLA compiles anew for every
     batch size, and a validation split rarely divides into whole batches: its last batch cost a second
     compilation, seconds in the first epoch. A graph runs batches of any size from one trace.
 
-    When the train step is compiled with XLA, the train and test functions skip TensorFlow's graph optimizer
-    (grappler, see `graph_optimizer_off`). It optimizes each function graph when the graph is first called, and
-    what is left for it there (Keras' loop over `steps_per_execution` batches around the XLA step, and the
-    validation graph) ran no faster for it: validation of the convolutional VAE took 7.0-7.6 ms a batch without
-    it against 7.9-8.5 ms with it. For the default `tfvae train` it cost about 0.06 s of the first train call and
-    0.05 s of the first validation (`scripts/benchmark_first_epochs.py`, 5 alternating pairs). Without XLA (under
-    a `tf.distribute` strategy, or `jit_compile=False`) grappler stays on.
+    When the train step is compiled with XLA (`jit_compile=True`; `"auto"` chooses it unless a `tf.distribute`
+    strategy is active), the train function runs without TensorFlow's graph optimizer (grappler, see
+    `graph_optimizer_off`), and so does the test function on a machine without GPUs. Grappler optimizes each function
+    graph when the graph is first called; what is left for it in the train function is Keras' loop over
+    `steps_per_execution` batches around the XLA step. For the default `tfvae train` it cost about 0.06 s of the
+    first train call and 0.05 s of the first validation (`scripts/benchmark_first_epochs.py`, 5 alternating pairs,
+    2 CPU cores), and on CPU the validation graphs ran no slower without it (the convolutional VAE's 7.0-7.6 ms a
+    batch against 7.9-8.5 ms). On a GPU its layout changes and fused kernels may speed the validation graph up, so
+    it keeps them there.
     """
 
     def make_train_function(self, force=False):
@@ -27,7 +32,7 @@ class CompiledSteps:
             return self.train_function
         super().make_train_function(force)
         if self.jit_compile:
-            self.train_function = _graph_optimizer_off(self.train_function)
+            self.train_function = _called_without_grappler(self.train_function)
         return self.train_function
 
     def make_test_function(self, force=False):
@@ -39,28 +44,34 @@ class CompiledSteps:
             super().make_test_function(force)
         finally:
             self.jit_compile = jit_compile
-        if jit_compile:
-            self.test_function = _graph_optimizer_off(self.test_function)
+        if jit_compile and not tf.config.list_logical_devices("GPU"):
+            self.test_function = _called_without_grappler(self.test_function)
         return self.test_function
 
 
 @contextlib.contextmanager
 def graph_optimizer_off():
-    """TensorFlow functions first called inside run without grappler, TensorFlow's graph optimizer.
+    """Inside, a TensorFlow function called for the first time by this thread is set up without grappler.
 
-    A function graph is optimized once, when it is first called, with the options of that moment; later calls
-    reuse it. The option is the process's (`tf.config.optimizer.set_experimental_options`): a function another
-    thread calls for the first time meanwhile skips grappler too.
+    TensorFlow optimizes a function graph with grappler when the graph is first called with a given set of call
+    options, which hold the graph optimizer's settings; these are the calling thread's own, and only they change
+    here, for as long as the context lasts (other threads, and this one afterwards, keep theirs). A function first
+    called inside must be called inside again to reuse that set-up: called outside, it is set up anew, with grappler.
     """
-    was_off = tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False)
-    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    thread_context = context.context()
+    options = thread_context.function_call_options
+    config = config_pb2.ConfigProto.FromString(options.config_proto_serialized)
+    config.graph_options.rewrite_options.disable_meta_optimizer = True
+    thread_context.function_call_options = context.FunctionCallOptions(options.executor_type, config)
     try:
         yield
     finally:
-        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": was_off})
+        thread_context.function_call_options = options
 
 
-def _graph_optimizer_off(function):
+def _called_without_grappler(function):
+    """`function`, each call of it inside `graph_optimizer_off`."""
+
     @functools.wraps(function)
     def call(*args, **kwargs):
         with graph_optimizer_off():

@@ -6,7 +6,7 @@ At the end of epoch `e` (so `n = e + 1` epochs are finished) `ResumableRun` writ
    epoch, written to a staging folder and renamed into place, so a backup is whole or absent;
 2. `history.csv` and `history.json` (each epoch's metrics, and in the JSON each epoch's seconds), each replaced
    whole;
-3. `best.keras`, replaced whole, when the monitored metric is the best so far.
+3. `best.keras` (a copy of the backup's model), replaced whole, when the monitored metric is the best so far.
 
 The backup is the record of the run: a run killed at any moment resumes after the epochs of the newest backup,
 and first rewrites 2 (and 3 when the last backed-up epoch is the best) from it. So a kill between the steps loses
@@ -72,7 +72,7 @@ class ResumableRun(keras.callbacks.Callback):
         self.model._initial_epoch = len(self.epochs)  # where Keras' `fit` starts, as `BackupAndRestore` sets it
         self._write_history()
         if self.best_epoch() == len(self.epochs) - 1:
-            self._save_best()
+            self._save_best(backup)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
@@ -80,10 +80,10 @@ class ResumableRun(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         record = {name: float(value) for name, value in (logs or {}).items()}
         self.epochs = [*self.epochs[:epoch], {**record, "epoch_seconds": time.perf_counter() - self._start}]
-        self._write_backup()
+        backup = self._write_backup()
         self._write_history()
         if self.best_epoch() == epoch:
-            self._save_best()
+            self._save_best(backup)
 
     def on_train_end(self, logs=None):
         shutil.rmtree(self.backup_dir, ignore_errors=True)
@@ -102,6 +102,7 @@ class ResumableRun(keras.callbacks.Callback):
         return {name: [record.get(name, math.nan) for record in self.epochs] for name in names}
 
     def _write_backup(self):
+        """Writes the backup of the finished epochs and removes older ones; returns the new backup's folder."""
         final = os.path.join(self.backup_dir, f"epoch-{len(self.epochs)}")
         staging = os.path.join(self.backup_dir, f".staging-epoch-{len(self.epochs)}")
         for path in (staging, final):
@@ -114,6 +115,7 @@ class ResumableRun(keras.callbacks.Callback):
         for entry in os.listdir(self.backup_dir):
             if entry != os.path.basename(final):
                 shutil.rmtree(os.path.join(self.backup_dir, entry), ignore_errors=True)
+        return final
 
     def _write_history(self):
         history = self.history()
@@ -127,8 +129,11 @@ class ResumableRun(keras.callbacks.Callback):
             writer.writerow([epoch, *("NA" if math.isnan(value) else repr(value) for value in values)])
         _replace(os.path.join(self.run_dir, "history.csv"), table.getvalue())
 
-    def _save_best(self):
-        saving.save_atomically(self.model.save, os.path.join(self.run_dir, "best.keras"))
+    def _save_best(self, backup):
+        # The backup holds the model as it is now: copying its file took 1.6 ms against 32-39 ms for `model.save`
+        # of the Frey Face MLPs, and the best epoch is most epochs early in a run.
+        source = os.path.join(backup, MODEL)
+        saving.save_atomically(lambda path: shutil.copyfile(source, path), os.path.join(self.run_dir, "best.keras"))
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):

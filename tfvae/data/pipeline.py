@@ -11,6 +11,7 @@ In-memory arrays take `pipeline`, which shuffles indices and gathers each batch 
 """
 
 import math
+import os
 import re
 
 import numpy as np
@@ -261,13 +262,16 @@ def _finish(batches, binarize, seed, shard_policy):
         batches = tf.data.Dataset.zip(batches, batch_seeds).map(_binarize, num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = shard_policy
-    # tf.data's autotuner re-plans from a thread that sleeps for a period growing with the iterator's age (doubling
-    # up to a minute in TensorFlow's source), and deleting an iterator sometimes waits for that sleep to end. `fit`
-    # deletes one at every epoch's start: epoch 2 of the default `tfvae train` started 0.96-1.09 s late in about 1
-    # run of 10 (an iterator read for 2-3 s, then deleted: waits of 0.54 and 2.1 s in 2 of 20 trials, none in 12
-    # without the autotuner). Without it, AUTOTUNE means a map call per core and a prefetch buffer that grows while
-    # the consumer waits; a 64x64 JPEG folder streamed as fast (6,138 / 6,529 against 6,582 / 6,399 images/s).
+    # tf.data's autotuner re-plans from a thread that sleeps longer between plans as the iterator ages, and deleting
+    # an iterator sometimes waits for that sleep to end. `fit` deletes one at every epoch's start: epoch 2 of the
+    # default `tfvae train` started 0.96-1.09 s late in about 1 run of 10 (an iterator read for 2-3 s, then
+    # deleted: waits of 0.54 and 2.1 s in 2 of 20 trials, none in 12 without the autotuner). Without it, AUTOTUNE
+    # means a fixed parallelism, TensorFlow's thread pool size but at most `initial_parallelism` (16 unless set):
+    # set to every core here. The prefetch buffer grows while the consumer waits, within tf.data's RAM budget. On 2
+    # cores a 64x64 JPEG folder streamed as fast (6,138 / 6,529 against 6,582 / 6,399 images/s) at the same peak
+    # memory.
     options.autotune.enabled = False
+    options.autotune.initial_parallelism = os.cpu_count()
     return batches.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
