@@ -7,6 +7,7 @@ nothing: it only repairs the history and `best.keras` from the backup.
 
 import csv
 import json
+import os
 
 import keras
 import numpy as np
@@ -92,6 +93,7 @@ def test_a_run_stopped_at_any_write_resumes_with_history_backup_and_best_model_i
             fit(tmp_path, data, weights)
     backup = newest_backup(str(tmp_path / "backup"))
     assert backup.endswith(f"epoch-{backed_up}")
+    assert [name for name in os.listdir(tmp_path / "backup") if not name.startswith("epoch-")] == [], "nothing partial"
     with open(f"{backup}/{LOGS}") as file:
         assert len(json.load(file)) == backed_up
 

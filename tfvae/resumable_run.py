@@ -108,10 +108,14 @@ class ResumableRun(keras.callbacks.Callback):
         for path in (staging, final):
             shutil.rmtree(path, ignore_errors=True)
         os.makedirs(staging)
-        saving.save_atomically(self.model.save, os.path.join(staging, MODEL))
-        with open(os.path.join(staging, LOGS), "w") as file:
-            json.dump(self.epochs, file)
-        os.rename(staging, final)
+        try:
+            saving.save_atomically(self.model.save, os.path.join(staging, MODEL))
+            with open(os.path.join(staging, LOGS), "w") as file:
+                json.dump(self.epochs, file)
+            os.rename(staging, final)
+        except BaseException:  # Ctrl-C or a full disk while writing: the staged backup is partial
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         for entry in os.listdir(self.backup_dir):
             if entry != os.path.basename(final):
                 shutil.rmtree(os.path.join(self.backup_dir, entry), ignore_errors=True)
