@@ -20,7 +20,7 @@ class CompiledSteps:
     strategy is active), the train function runs without TensorFlow's graph optimizer (grappler, see
     `graph_optimizer_off`), and so does the test function on a machine without GPUs. Grappler optimizes each function
     graph when the graph is first called; what is left for it in the train function is Keras' loop over
-    `steps_per_execution` batches around the XLA step. For the default `tfvae train` it cost about 0.06 s of the
+    `steps_per_execution` batches around the XLA step. For the default `tfvae train` it cost 0.06-0.09 s of the
     first train call and 0.05 s of the first validation (`scripts/benchmark_first_epochs.py`, 5 alternating pairs,
     2 CPU cores), and on CPU the validation graphs ran no slower without it (the convolutional VAE's 7.0-7.6 ms a
     batch against 7.9-8.5 ms). On a GPU its layout changes and fused kernels may speed the validation graph up, so
