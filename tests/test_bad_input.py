@@ -67,6 +67,18 @@ def test_bad_datasets_fail_before_training(rng):
     assert int(model.optimizer.iterations) == 0
 
 
+def test_fit_checks_its_data_once_not_at_every_validation(rng, monkeypatch):
+    checked = []
+    check_data = VAE.check_data
+    monkeypatch.setattr(VAE, "check_data", lambda model, data, role="x": checked.append(role) or check_data(
+        model, data, role))
+    model = mlp_vae()
+    model.fit(good_data(rng), validation_data=good_data(rng, count=8), epochs=3, verbose=0)
+    assert checked == ["x", "validation_data"]
+    model.evaluate(good_data(rng), verbose=0)
+    assert checked[2:] == ["x"]
+
+
 def test_a_gaussian_decoder_accepts_data_outside_the_unit_interval(rng):
     model = mlp_vae("gaussian")
     history = model.fit(rng.normal(size=(32, 16)).astype(np.float32) * 5, epochs=1, verbose=0)

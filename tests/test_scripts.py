@@ -48,6 +48,15 @@ def test_inference_benchmark_times_every_compiled_method_and_the_data_set_encode
         assert float(line.split()[-1]) > 0
 
 
+def test_array_fit_benchmark_compares_kerass_batching_with_tfvaes():
+    stdout = run_command([sys.executable, os.path.join(SCRIPTS, "benchmark_fit_arrays.py"), "--examples", "500",
+                          "--epochs", "2", "--rounds", "1"])
+    for path in ("keras", "tfvae"):
+        (line,) = [line for line in stdout.splitlines() if line.startswith(path + " ")]
+        assert float(line.split()[1]) > 0 and line.split()[5] == "1"  # one epoch timed: "<n> of 1" late starts
+    assert "as fast as Keras' batching" in stdout
+
+
 def test_first_epochs_benchmark_finds_one_xla_compilation_in_the_default_run():
     stdout = run_command([sys.executable, os.path.join(SCRIPTS, "benchmark_first_epochs.py"), "--runs", "1",
                           "--epochs", "4"], timeout=600)

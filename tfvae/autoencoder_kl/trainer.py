@@ -3,12 +3,13 @@
 import keras
 import tensorflow as tf
 
+from tfvae.array_inputs import ArrayInputs
 from tfvae.autoencoder_kl.objective import LatentDiffusionLoss
 from tfvae.keras_steps import CompiledSteps, reducible_across_workers
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
-class AutoencoderKLTrainer(CompiledSteps, keras.Model):
+class AutoencoderKLTrainer(CompiledSteps, ArrayInputs, keras.Model):
     """An autoencoder, its objective and an optional discriminator, trained by `fit` in one step per batch.
 
     Each train step, for a batch `x` of images in [0, 1] (what tfvae's data pipelines give; the autoencoder sees

@@ -18,7 +18,7 @@ from tfvae.data.images import (
     open_training_images,
     raising_data_errors,
 )
-from tfvae.data.pipeline import check_channels, parse_image_size, pipeline, resize_and_crop
+from tfvae.data.pipeline import array_batches, check_channels, parse_image_size, pipeline, resize_and_crop
 
 __all__ = [
     "CACHE_CHOICES",
@@ -28,6 +28,7 @@ __all__ = [
     "DataError",
     "InMemoryImages",
     "StreamedImages",
+    "array_batches",
     "check_channels",
     "load_images",
     "open_images",

@@ -1,0 +1,124 @@
+"""Arrays given to `fit`, `evaluate` and `predict` reach Keras as `tfvae.data.array_batches`, batched as Keras would."""
+
+import functools
+import inspect
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from test_model import DATA_SIZE, binary_data, make_vae
+
+from tfvae.data import array_batches
+
+
+@pytest.fixture
+def keras_calls(monkeypatch):
+    """The arguments `keras.Model.fit` and `evaluate` are called with, by name, as the calls run."""
+    calls = {}
+    for name in ("fit", "evaluate"):
+        method = getattr(keras.Model, name)
+
+        @functools.wraps(method)
+        def record(model, *args, _name=name, _method=method, **kwargs):
+            calls.setdefault(_name, []).append(inspect.signature(_method).bind(model, *args, **kwargs).arguments)
+            return _method(model, *args, **kwargs)
+
+        monkeypatch.setattr(keras.Model, name, record)
+    return calls
+
+
+def batches_of(dataset):
+    """The batches of one pass over `dataset`, as NumPy structures."""
+    return [tf.nest.map_structure(lambda tensor: tensor.numpy(), batch) for batch in dataset]
+
+
+def test_array_batches_are_kerass_batches_without_the_autotuner():
+    x = np.arange(70, dtype=np.float64).reshape(35, 2)
+    y = np.arange(35, dtype=np.int32)
+    dataset = array_batches((x, y, np.ones(35)), batch_size=16, shuffle=False)
+    assert dataset.options().autotune.enabled is False
+    batches = batches_of(dataset)
+    assert [len(batch[0]) for batch in batches] == [16, 16, 3]
+    assert [batch[0].dtype for batch in batches] == [np.float32] * 3  # floats become floatx, as Keras casts them
+    assert batches[0][1].dtype == np.int32
+    np.testing.assert_array_equal(np.concatenate([batch[0] for batch in batches]), x)
+    np.testing.assert_array_equal(np.concatenate([batch[1] for batch in batches]), y)
+
+
+def test_shuffled_array_batches_are_reshuffled_every_epoch():
+    dataset = array_batches(np.arange(64), batch_size=8)
+    epochs = [np.concatenate(batches_of(dataset)) for _ in range(3)]
+    for epoch in epochs:
+        np.testing.assert_array_equal(np.sort(epoch), np.arange(64))
+    assert not np.array_equal(epochs[0], np.arange(64))
+    assert not np.array_equal(epochs[0], epochs[1])
+
+
+def test_fit_on_arrays_trains_on_batches_without_the_autotuner(rng, keras_calls):
+    data = binary_data(rng, 100)
+    model = make_vae("bernoulli")
+    model.compile(steps_per_execution=1)
+    batch_sizes = []
+    model.fit(data, data, 30, 2, verbose=0,  # positional y, batch_size and epochs, as Keras takes them
+              callbacks=[keras.callbacks.LambdaCallback(on_train_batch_end=lambda _, logs: batch_sizes.append(1))])
+    given = keras_calls["fit"][0]
+    assert isinstance(given["x"], tf.data.Dataset) and given["x"].options().autotune.enabled is False
+    assert given["shuffle"] is False and "batch_size" not in given
+    assert len(batch_sizes) == 2 * 4  # 30 + 30 + 30 + 10 examples per epoch
+    x, y = next(iter(given["x"]))
+    assert x.shape == (30, DATA_SIZE) and y.shape == (30, DATA_SIZE)
+
+
+def test_validation_split_takes_the_last_examples_before_shuffling(rng, keras_calls):
+    data = binary_data(rng, 50)
+    model = make_vae("bernoulli")
+    model.compile()
+    history = model.fit(data, epochs=1, batch_size=8, validation_split=0.2, verbose=0).history
+    assert set(history) >= {"val_elbo", "val_loss"}
+    given = keras_calls["fit"][0]
+    assert "validation_split" not in given
+    np.testing.assert_array_equal(np.concatenate(batches_of(given["validation_data"])), data[40:])
+    assert sorted(map(bytes, np.concatenate(batches_of(given["x"])))) == sorted(map(bytes, data[:40]))
+    with pytest.raises(ValueError, match="not sufficient to split"):
+        model.fit(data[:1], epochs=1, validation_split=0.5, verbose=0)  # floor(1 x 0.5) = 0 examples to train on
+
+
+def test_validation_arrays_are_batched_by_validation_batch_size(rng, keras_calls):
+    data = binary_data(rng, 40)
+    weights = np.linspace(0, 1, 40, dtype=np.float32)
+    model = make_vae("bernoulli")
+    model.compile()
+    model.fit(data, data, epochs=1, batch_size=16, validation_data=(data, data, weights), validation_batch_size=7,
+              verbose=0)
+    batches = batches_of(keras_calls["fit"][0]["validation_data"])
+    assert [len(x) for x, _, _ in batches] == [7] * 5 + [5]
+    np.testing.assert_array_equal(np.concatenate([w for _, _, w in batches]), weights)
+
+
+def test_evaluate_and_predict_on_arrays_keep_every_example_in_order(rng, keras_calls):
+    data = binary_data(rng, 45)
+    model = make_vae("bernoulli")
+    model.compile()
+    assert set(model.evaluate(data, batch_size=20, verbose=0, return_dict=True)) == {"elbo", "kl", "reconstruction",
+                                                                                     "loss"}
+    np.testing.assert_array_equal(np.concatenate(batches_of(keras_calls["evaluate"][0]["x"])), data)
+    np.testing.assert_allclose(model.predict(data, batch_size=20, verbose=0), model.reconstruct(data), atol=1e-6)
+
+
+@pytest.mark.parametrize("arguments", [
+    {"steps_per_epoch": 2, "batch_size": 8},
+    {"shuffle": "batch", "batch_size": 8},
+    {"sample_weight": np.ones(24, np.float32), "batch_size": 8},  # weights without y
+    {"class_weight": {0: 1.0}, "y": np.zeros(24, np.int32), "batch_size": 8},
+], ids=["steps_per_epoch", "shuffle-batch", "weights-without-y", "class_weight"])
+def test_what_only_keras_batches_goes_to_keras_as_given(rng, keras_calls, arguments):
+    data = binary_data(rng, 24)
+    model = make_vae("bernoulli")
+    model.compile()
+    try:
+        model.fit(data, epochs=1, verbose=0, **arguments)
+    except ValueError:  # Keras' own verdict (class weights need a y of classes that a VAE never uses)
+        pass
+    given = keras_calls["fit"][0]
+    assert given["x"] is data and given["batch_size"] == 8
