@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_autoencoder_kl_training import SHAPE, make_trainer
 from test_model import DATA_SIZE, binary_data, make_vae
 
 from tfvae.data import array_batches
@@ -14,9 +15,9 @@ from tfvae.data import array_batches
 
 @pytest.fixture
 def keras_calls(monkeypatch):
-    """The arguments `keras.Model.fit` and `evaluate` are called with, by name, as the calls run."""
+    """The arguments `keras.Model.fit`, `evaluate` and `predict` are called with, by name, as the calls run."""
     calls = {}
-    for name in ("fit", "evaluate"):
+    for name in ("fit", "evaluate", "predict"):
         method = getattr(keras.Model, name)
 
         @functools.wraps(method)
@@ -37,7 +38,7 @@ def test_array_batches_are_kerass_batches_without_the_autotuner():
     x = np.arange(70, dtype=np.float64).reshape(35, 2)
     y = np.arange(35, dtype=np.int32)
     dataset = array_batches((x, y, np.ones(35)), batch_size=16, shuffle=False)
-    assert dataset.options().autotune.enabled is False
+    assert dataset.options().autotune.enabled is False and int(dataset.cardinality()) == 3
     batches = batches_of(dataset)
     assert [len(batch[0]) for batch in batches] == [16, 16, 3]
     assert [batch[0].dtype for batch in batches] == [np.float32] * 3  # floats become floatx, as Keras casts them
@@ -48,6 +49,7 @@ def test_array_batches_are_kerass_batches_without_the_autotuner():
 
 def test_shuffled_array_batches_are_reshuffled_every_epoch():
     dataset = array_batches(np.arange(64), batch_size=8)
+    assert int(dataset.cardinality()) == 8  # known, for Keras' progress bar and its epochs' end
     epochs = [np.concatenate(batches_of(dataset)) for _ in range(3)]
     for epoch in epochs:
         np.testing.assert_array_equal(np.sort(epoch), np.arange(64))
@@ -68,6 +70,19 @@ def test_fit_on_arrays_trains_on_batches_without_the_autotuner(rng, keras_calls)
     assert len(batch_sizes) == 2 * 4  # 30 + 30 + 30 + 10 examples per epoch
     x, y = next(iter(given["x"]))
     assert x.shape == (30, DATA_SIZE) and y.shape == (30, DATA_SIZE)
+
+
+def test_fit_reshuffles_every_epoch_unless_told_not_to(rng, keras_calls):
+    data = tf.constant(binary_data(rng, 64))  # tensors are batched as arrays are
+    model = make_vae("bernoulli")
+    model.compile()
+    model.fit(data, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    model.fit(data, epochs=1, batch_size=16, verbose=0)
+    in_order, shuffled = (call["x"] for call in keras_calls["fit"])
+    np.testing.assert_array_equal(np.concatenate(batches_of(in_order)), data)
+    first, second = (np.concatenate(batches_of(shuffled)) for _ in range(2))
+    assert not np.array_equal(first, data) and not np.array_equal(first, second)
+    assert sorted(map(bytes, first)) == sorted(map(bytes, data.numpy()))
 
 
 def test_validation_split_takes_the_last_examples_before_shuffling(rng, keras_calls):
@@ -104,6 +119,34 @@ def test_evaluate_and_predict_on_arrays_keep_every_example_in_order(rng, keras_c
                                                                                      "loss"}
     np.testing.assert_array_equal(np.concatenate(batches_of(keras_calls["evaluate"][0]["x"])), data)
     np.testing.assert_allclose(model.predict(data, batch_size=20, verbose=0), model.reconstruct(data), atol=1e-6)
+    given = keras_calls["predict"][0]["x"]
+    assert isinstance(given, tf.data.Dataset) and [len(batch) for batch in batches_of(given)] == [20, 20, 5]
+
+
+def test_arrays_of_different_lengths_are_refused(rng):
+    data = binary_data(rng, 20)
+    model = make_vae("bernoulli")
+    model.compile()
+    with pytest.raises(ValueError, match="cardinality.*\\[20, 19\\]"):
+        model.fit(data, data[:19], epochs=1, verbose=0)
+
+
+def test_validation_data_keras_batches_keeps_the_batch_size(rng, keras_calls):
+    data = binary_data(rng, 40)
+    model = make_vae("bernoulli")
+    model.compile()
+    model.fit(data, epochs=1, batch_size=10, validation_data=data, validation_steps=2, verbose=0)
+    given = keras_calls["fit"][0]
+    assert given["validation_data"] is data and given["validation_batch_size"] == 10
+
+
+def test_the_autoencoder_kl_trainer_takes_arrays_as_batches(rng, keras_calls):
+    trainer = make_trainer()
+    images = rng.random((6, *SHAPE))  # float64, cast to float32
+    history = trainer.fit(images, epochs=1, batch_size=4, verbose=0).history
+    given = keras_calls["fit"][0]["x"]
+    assert isinstance(given, tf.data.Dataset) and given.element_spec.dtype == tf.float32
+    assert np.isfinite(history["loss"]).all()
 
 
 @pytest.mark.parametrize("arguments", [

@@ -62,6 +62,8 @@ def test_bad_datasets_fail_before_training(rng):
         model.fit(empty, epochs=1, verbose=0)
     with pytest.raises(InputError, match="validation_data.*NaN"):
         model.fit(good_data(rng), validation_data=np.full((4, 16), np.nan), epochs=1, verbose=0)
+    with pytest.raises(InputError, match="validation_data.*NaN"):  # by position, as a list (x, y), as Keras takes it
+        model.fit(good_data(rng), None, 8, 1, 0, None, 0.0, [np.full((4, 16), np.nan), None])
     with pytest.raises(InputError, match="Divide 8-bit"):
         model.evaluate(good_data(rng) * 255, verbose=0)
     assert int(model.optimizer.iterations) == 0

@@ -8,30 +8,37 @@ import tensorflow as tf
 
 from tfvae.data import array_batches
 
-DEFAULT_BATCH_SIZE = 32  # Keras' batch size for arrays when none is given
+KERAS_BATCH_SIZE = 32  # the batch size Keras gives arrays when none is given
 
 
 class ArrayInputs:
-    """A `keras.Model` mixin: arrays given to `fit`, `evaluate` and `predict` go in as `tfvae.data` batches.
+    """A `keras.Model` mixin: arrays given to `fit`, `evaluate` and `predict` go in as `tfvae.data.array_batches`.
 
-    Keras batches arrays in a `tf.data` pipeline of its own, which tf.data's autotuner watches; `fit` deletes the
-    pipeline's iterator at every epoch's start, and deleting an autotuned iterator sometimes waits for the
-    autotuner's thread to wake up (see `tfvae.data.pipeline`). For the README's library call (`vae.fit(x,
-    batch_size=100)` on 10,000 examples, 784-500-20 MLPs, 2 cores; `scripts/benchmark_fit_arrays.py --rounds 5`,
-    each path in its own processes) Keras' batching started 19 of 45 epochs 0.2-0.27 s late and its median epoch
-    took 0.60 s; these batches started none late and took 0.40 s (1.50x as fast).
+    Keras batches arrays in a `tf.data` pipeline of its own, which tf.data's autotuner watches. With the autotuner
+    on, epochs ran slower throughout and some started late: `fit` deletes the pipeline's iterator at each epoch's
+    start, and deleting an autotuned iterator sometimes waits for the autotuner's thread (see `tfvae.data.pipeline`).
+    For the README's library call (`vae.fit(x, batch_size=100)`, 10,000 examples, 784-500-20 MLPs, 2 cores;
+    `scripts/benchmark_fit_arrays.py --rounds 5`, each way in its own processes, two runs) Keras' batching took
+    0.61-0.62 s per epoch (median) and started 26 and 30 of 45 epochs up to 0.28 s late; these batches took
+    0.42-0.44 s (1.42-1.45x as fast) and started none more than 0.016 s late. A hand-built pipeline of the same
+    arrays gave 0.52-0.61 s epochs with the autotuner on, 0.34-0.37 s off.
 
-    The batches are Keras' own: `batch_size` examples (32 unless given), the last batch smaller, reshuffled every
-    epoch unless `shuffle=False`; `y` and `sample_weight` go with `x`; `validation_split` takes the last examples,
-    before shuffling; `validation_data` may be arrays too, batched by `validation_batch_size` or `batch_size`;
-    floating-point arrays become `floatx`. Anything else goes to Keras as given: datasets, generators, dicts,
-    `steps_per_epoch`/`steps`/`validation_steps`, `class_weight`, `shuffle="batch"`, or `sample_weight` without `y`.
+    The batches are those Keras makes: `batch_size` examples (32 unless given), the last batch smaller, reshuffled
+    every epoch unless `shuffle=False` (in another order than Keras' for the same seed); `y` and `sample_weight` go
+    with `x`; `validation_split` takes the last examples, before shuffling; `validation_data` arrays are batched by
+    `validation_batch_size` or `batch_size`; floating-point arrays become `floatx`. Keras batches what these do not
+    take: datasets, generators, dicts, lists and other array types; arrays with `steps_per_epoch` (`fit`'s training
+    arrays), `validation_steps` (its validation arrays) or `steps` (`evaluate`, `predict`); `class_weight`;
+    `shuffle="batch"`; `sample_weight` without `y`.
     """
 
     def fit(self, *args, **kwargs):
         call = inspect.signature(super().fit).bind(*args, **kwargs)
         arguments = call.arguments
-        batch_size = arguments.get("batch_size") or DEFAULT_BATCH_SIZE
+        batch_size = arguments.get("batch_size") or KERAS_BATCH_SIZE
+        if arguments.get("batch_size") and not arguments.get("validation_batch_size"):
+            # What Keras would use for validation data it batches itself, once `batch_size` is gone.
+            arguments["validation_batch_size"] = arguments["batch_size"]
         shuffle = arguments.get("shuffle", True)
         if _batchable(arguments, "steps_per_epoch", "class_weight") and shuffle in (True, False):
             split = arguments.pop("validation_split", 0.0)
@@ -48,19 +55,25 @@ class ArrayInputs:
 
     def evaluate(self, *args, **kwargs):
         call = inspect.signature(super().evaluate).bind(*args, **kwargs)
-        if _batchable(call.arguments, "steps"):
-            _batch_examples(call.arguments, call.arguments.get("batch_size") or DEFAULT_BATCH_SIZE, shuffle=False)
+        # `fit`'s evaluation at each epoch's end (`_use_cached_eval_dataset`) reads the batches `fit` made.
+        if not call.arguments.get("kwargs", {}).get("_use_cached_eval_dataset"):
+            _batch_in_order(call.arguments)
         return super().evaluate(*call.args, **call.kwargs)
 
     def predict(self, *args, **kwargs):
         call = inspect.signature(super().predict).bind(*args, **kwargs)
-        if _batchable(call.arguments, "steps"):
-            _batch_examples(call.arguments, call.arguments.get("batch_size") or DEFAULT_BATCH_SIZE, shuffle=False)
+        _batch_in_order(call.arguments)
         return super().predict(*call.args, **call.kwargs)
 
 
+def _batch_in_order(arguments):
+    """`_batch_examples` for `evaluate` and `predict`: unshuffled, and only what `_batchable` takes without `steps`."""
+    if _batchable(arguments, "steps"):
+        _batch_examples(arguments, arguments.get("batch_size") or KERAS_BATCH_SIZE, shuffle=False)
+
+
 def _batch_examples(arguments, batch_size, shuffle):
-    """Replaces `x`, `y`, `sample_weight` and `batch_size` of `arguments` by `x`, their `array_batches`."""
+    """Puts the `array_batches` of the `x`, `y` and `sample_weight` of `arguments` in their place, as `x`."""
     x, y, sample_weight = (arguments.pop(name, None) for name in ("x", "y", "sample_weight"))
     arguments.pop("batch_size", None)
     arrays = x if y is None else tuple(value for value in (x, y, sample_weight) if value is not None)
@@ -68,8 +81,8 @@ def _batch_examples(arguments, batch_size, shuffle):
 
 
 def _batchable(arguments, *keras_only):
-    """Whether `arguments` hold an array `x`, `y` and `sample_weight` arrays or None (`y` given with
-    `sample_weight`), and none of `keras_only`, the arguments only Keras' own batching of arrays takes."""
+    """Whether `arguments` hold an array `x`, arrays or None as `y` and `sample_weight` (`sample_weight` only with
+    `y`), and none of `keras_only`, the arguments that leave the batching to Keras."""
     x, y, sample_weight = (arguments.get(name) for name in ("x", "y", "sample_weight"))
     return (
         _is_array(x)
@@ -80,7 +93,8 @@ def _batchable(arguments, *keras_only):
 
 
 def _is_array(value):
-    return isinstance(value, (np.ndarray, tf.Tensor))
+    """Whether `value` is a NumPy array or a tensor of examples (at least one axis)."""
+    return isinstance(value, (np.ndarray, tf.Tensor)) and len(value.shape) > 0
 
 
 def _unpacked(validation_data):

@@ -1,5 +1,7 @@
 """`VAE`: the variational autoencoder as a `keras.Model` that trains with `fit`."""
 
+import inspect
+
 import keras
 import tensorflow as tf
 
@@ -239,11 +241,12 @@ class VAE(SeedState, CompiledSteps, ArrayInputs, keras.Model):
     def test_step(self, data):
         return reducible_across_workers(self.distribute_strategy, super().test_step(data))
 
-    def fit(self, x=None, y=None, *args, **kwargs):
+    def fit(self, *args, **kwargs):
         """`keras.Model.fit`, after checking `x` and `validation_data` (see `validation.check_data`)."""
-        self.check_data(x)
-        self.check_data(kwargs.get("validation_data"), role="validation_data")
-        return super().fit(x, y, *args, **kwargs)
+        arguments = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs).arguments
+        self.check_data(arguments.get("x"))
+        self.check_data(arguments.get("validation_data"), role="validation_data")
+        return super().fit(*args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.evaluate`, after checking `x`.

@@ -53,9 +53,9 @@ def array_batches(arrays, batch_size, shuffle=True):
     """Batches of in-memory arrays, as Keras batches the NumPy arrays given to `fit`, `evaluate` and `predict`.
 
     The batches hold `batch_size` examples, the last one fewer; with `shuffle` the examples are reshuffled every
-    epoch (seeded by TensorFlow's global seed, as `keras.utils.set_random_seed` sets it). Floating-point arrays are
-    cast to Keras' `floatx` (float32 unless set). Unlike Keras' own batches, these run without tf.data's autotuner
-    (see `_finish`).
+    epoch (from TensorFlow's global seed, which `keras.utils.set_random_seed` sets, but not in the order Keras would
+    draw). Floating-point arrays are cast to Keras' `floatx` (float32 unless set). Unlike Keras' own batches, these
+    run without tf.data's autotuner (see `_finish`).
 
     Args:
         arrays: an array, or a tuple of arrays with as many examples each: `(x, y)` or `(x, y, sample_weight)`.
@@ -64,29 +64,48 @@ def array_batches(arrays, batch_size, shuffle=True):
 
     Returns:
         A prefetching `tf.data.Dataset` of batches with the structure of `arrays`.
+
+    Raises:
+        ValueError: when the arrays hold different numbers of examples.
     """
-    tensors = tf.nest.map_structure(_as_keras_tensor, arrays)
+    counts = [len(array) for array in tf.nest.flatten(arrays)]
+    if len(set(counts)) > 1:
+        raise ValueError(f"Data cardinality is ambiguous: the arrays hold {counts} examples; give each as many.")
+    tensors = tf.nest.map_structure(_floatx_tensor, arrays)
     batches = _gathered_batches(tensors, batch_size, shuffle, seed=None, drop_remainder=False)
     return _finish(batches, binarize=False, seed=None, shard_policy=tf.data.experimental.AutoShardPolicy.DATA)
 
 
 def _gathered_batches(tensors, batch_size, shuffle, seed, drop_remainder):
     """Batches of `tensors` (a structure of tensors with as many examples each), gathered by shuffled indices."""
-    # Batches of shuffled indices, gathered in one op per batch. Shuffling and batching the images themselves took
+    # Each epoch draws one permutation of the indices in one op. A shuffle buffer of every index, filled one index at
+    # a time before the epoch's first batch, delayed that batch by 0.33-0.49 s at a million examples and 0.022 s at
+    # 60,000 (MNIST), against 0.04-0.05 s and 0.010-0.012 s for the permutation.
+    # Batches of indices are then gathered in one op per batch. Shuffling and batching the images themselves took
     # 1.8 ms of tf.data CPU time per batch of 100 MNIST images in a profile, against 1.0 ms for this: on a
     # 2-core machine that time is taken from the training step.
     count = len(tf.nest.flatten(tensors)[0])
-    dataset = tf.data.Dataset.range(count)
     if shuffle:
-        dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    return dataset.map(lambda indices: tf.nest.map_structure(lambda tensor: tf.gather(tensor, indices), tensors),
+        epoch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2).take(1)
+        permutations = epoch_seeds.map(
+            lambda pair: tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64), seed=pair))
+        # Keras' progress bar and its end of an epoch need the number of batches: flat_map forgets it.
+        indices = permutations.flat_map(tf.data.Dataset.from_tensor_slices).apply(
+            tf.data.experimental.assert_cardinality(count))
+    else:
+        indices = tf.data.Dataset.range(count)
+    batches = indices.batch(batch_size, drop_remainder=drop_remainder)
+    return batches.map(lambda batch: tf.nest.map_structure(lambda tensor: tf.gather(tensor, batch), tensors),
                        num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def _as_keras_tensor(array):
-    tensor = tf.convert_to_tensor(array)
-    return tf.cast(tensor, keras.backend.floatx()) if tensor.dtype.is_floating else tensor
+def _floatx_tensor(array):
+    """`array` (a NumPy array or a tensor) as a tensor, floating-point numbers cast to Keras' `floatx` (arrays in
+    NumPy, so that no tensor of the original type is made)."""
+    floatx = keras.backend.floatx()
+    if isinstance(array, tf.Tensor):
+        return tf.cast(array, floatx) if array.dtype.is_floating else array
+    return tf.constant(array.astype(floatx, copy=False) if np.issubdtype(array.dtype, np.floating) else array)
 
 
 def stream(examples, image_shape, batch_size, shuffle=True, binarize=False, flatten=True, seed=0,
