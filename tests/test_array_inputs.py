@@ -72,7 +72,7 @@ def test_fit_on_arrays_trains_on_batches_without_the_autotuner(rng, keras_calls)
     assert x.shape == (30, DATA_SIZE) and y.shape == (30, DATA_SIZE)
 
 
-def test_fit_reshuffles_every_epoch_unless_told_not_to(rng, keras_calls):
+def test_fit_gives_keras_batches_reshuffled_at_every_pass_unless_told_not_to(rng, keras_calls):
     data = tf.constant(binary_data(rng, 64))  # tensors are batched as arrays are
     model = make_vae("bernoulli")
     model.compile()

@@ -166,3 +166,16 @@ def test_pipeline_reshuffles_every_epoch_and_keeps_image_shape(rng):
     assert not dataset.options().autotune.enabled, "deleting an autotuned iterator can stall an epoch's start"
     in_order = data.pipeline(images, batch_size=8, shuffle=False)
     np.testing.assert_array_equal(epoch(in_order), images.reshape(50, 24))
+
+
+def test_pipeline_orders_follow_the_seed(rng):
+    images = rng.random((40, 3)).astype(np.float32)
+
+    def two_epochs(seed):
+        dataset = data.pipeline(images, batch_size=8, seed=seed)
+        return [epoch(dataset) for _ in range(2)]
+
+    first, again, other = two_epochs(3), two_epochs(3), two_epochs(4)
+    for seen, repeated in zip(first, again, strict=True):
+        np.testing.assert_array_equal(seen, repeated)
+    assert not np.array_equal(first[0], other[0]) and not np.array_equal(first[1], other[1])

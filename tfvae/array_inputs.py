@@ -27,9 +27,9 @@ class ArrayInputs:
     every epoch unless `shuffle=False` (in another order than Keras' for the same seed); `y` and `sample_weight` go
     with `x`; `validation_split` takes the last examples, before shuffling; `validation_data` arrays are batched by
     `validation_batch_size` or `batch_size`; floating-point arrays become `floatx`. Keras batches what these do not
-    take: datasets, generators, dicts, lists and other array types; arrays with `steps_per_epoch` (`fit`'s training
-    arrays), `validation_steps` (its validation arrays) or `steps` (`evaluate`, `predict`); `class_weight`;
-    `shuffle="batch"`; `sample_weight` without `y`.
+    take: datasets, generators, dicts, lists and other array types; `fit`'s training arrays given with
+    `steps_per_epoch`, `class_weight`, `shuffle="batch"` or `sample_weight` without `y`; its validation arrays with
+    `validation_steps`; those of `evaluate` and `predict` with `steps`.
     """
 
     def fit(self, *args, **kwargs):
@@ -55,7 +55,7 @@ class ArrayInputs:
 
     def evaluate(self, *args, **kwargs):
         call = inspect.signature(super().evaluate).bind(*args, **kwargs)
-        # `fit`'s evaluation at each epoch's end (`_use_cached_eval_dataset`) reads the batches `fit` made.
+        # `fit`'s evaluation at each epoch's end (`_use_cached_eval_dataset`) reads the iterator `fit` cached.
         if not call.arguments.get("kwargs", {}).get("_use_cached_eval_dataset"):
             _batch_in_order(call.arguments)
         return super().evaluate(*call.args, **call.kwargs)

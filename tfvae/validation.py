@@ -33,8 +33,8 @@ def check_data(data, data_shape, likelihood_name, role="x"):
         values = (first_batch[0] if isinstance(first_batch, tuple) else first_batch).numpy()
         _check_values(values, likelihood_name, f"the first batch of {role}")
         return
-    if isinstance(data, tuple) or (role == "validation_data" and isinstance(data, list)):
-        data = data[0]  # validation_data given as (x,), (x, y) or (x, y, sample_weight), or as a list of them
+    if (isinstance(data, tuple) or (role == "validation_data" and isinstance(data, list))) and data:
+        data = data[0]  # validation_data given as (x,), (x, y) or (x, y, sample_weight), or the same as a list
     values = np.asarray(data)
     _check_dtype(values.dtype, role)
     if values.ndim == 0 or len(values) == 0:

@@ -54,8 +54,9 @@ def array_batches(arrays, batch_size, shuffle=True):
 
     The batches hold `batch_size` examples, the last one fewer; with `shuffle` the examples are reshuffled every
     epoch (from TensorFlow's global seed, which `keras.utils.set_random_seed` sets, but not in the order Keras would
-    draw). Floating-point arrays are cast to Keras' `floatx` (float32 unless set). Unlike Keras' own batches, these
-    run without tf.data's autotuner (see `_finish`).
+    draw; several workers need that seed set to draw the same order and each take their part of it).
+    Floating-point arrays are cast to Keras' `floatx` (float32 unless set). Unlike Keras' own batches, these run
+    without tf.data's autotuner (see `_finish`).
 
     Args:
         arrays: an array, or a tuple of arrays with as many examples each: `(x, y)` or `(x, y, sample_weight)`.
@@ -87,8 +88,9 @@ def _gathered_batches(tensors, batch_size, shuffle, seed, drop_remainder):
     count = len(tf.nest.flatten(tensors)[0])
     if shuffle:
         epoch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2).take(1)
-        permutations = epoch_seeds.map(
-            lambda pair: tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64), seed=pair))
+        # `_finish` binarizes an epoch's first batch with the same pair: the order takes a seed folded from it.
+        permutations = epoch_seeds.map(lambda pair: tf.random.experimental.stateless_shuffle(
+            tf.range(count, dtype=tf.int64), seed=tf.random.experimental.stateless_fold_in(pair, 1)))
         # Keras' progress bar and its end of an epoch need the number of batches: flat_map forgets it.
         indices = permutations.flat_map(tf.data.Dataset.from_tensor_slices).apply(
             tf.data.experimental.assert_cardinality(count))
@@ -100,12 +102,13 @@ def _gathered_batches(tensors, batch_size, shuffle, seed, drop_remainder):
 
 
 def _floatx_tensor(array):
-    """`array` (a NumPy array or a tensor) as a tensor, floating-point numbers cast to Keras' `floatx` (arrays in
-    NumPy, so that no tensor of the original type is made)."""
+    """`array` as a tensor, floating-point numbers cast to Keras' `floatx` (NumPy arrays in NumPy, so that no tensor
+    of the original type is made)."""
     floatx = keras.backend.floatx()
-    if isinstance(array, tf.Tensor):
-        return tf.cast(array, floatx) if array.dtype.is_floating else array
-    return tf.constant(array.astype(floatx, copy=False) if np.issubdtype(array.dtype, np.floating) else array)
+    if isinstance(array, np.ndarray) and tf.as_dtype(array.dtype).is_floating:
+        array = array.astype(floatx, copy=False)
+    tensor = tf.convert_to_tensor(array)
+    return tf.cast(tensor, floatx) if tensor.dtype.is_floating else tensor
 
 
 def stream(examples, image_shape, batch_size, shuffle=True, binarize=False, flatten=True, seed=0,
