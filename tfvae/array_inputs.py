@@ -3,10 +3,12 @@
 import inspect
 import math
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from tfvae.data import array_batches
+from tfvae.keras_steps import is_fits_validation
 
 KERAS_BATCH_SIZE = 32  # the batch size Keras gives arrays when none is given
 
@@ -47,16 +49,16 @@ class ArrayInputs:
                     arguments, split)
             _batch_examples(arguments, batch_size, shuffle)
             arguments["shuffle"] = False  # the batches are shuffled already
-        validation = _unpacked(arguments.get("validation_data"))
-        if validation is not None and _batchable(validation) and arguments.get("validation_steps") is None:
+        validation = dict(zip(("x", "y", "sample_weight"),
+                              keras.utils.unpack_x_y_sample_weight(arguments.get("validation_data")), strict=True))
+        if _batchable(validation) and arguments.get("validation_steps") is None:
             _batch_examples(validation, arguments.pop("validation_batch_size", None) or batch_size, shuffle=False)
             arguments["validation_data"] = validation["x"]
         return super().fit(*call.args, **call.kwargs)
 
     def evaluate(self, *args, **kwargs):
         call = inspect.signature(super().evaluate).bind(*args, **kwargs)
-        # `fit`'s evaluation at each epoch's end (`_use_cached_eval_dataset`) reads the iterator `fit` cached.
-        if not call.arguments.get("kwargs", {}).get("_use_cached_eval_dataset"):
+        if not is_fits_validation(kwargs):
             _batch_in_order(call.arguments)
         return super().evaluate(*call.args, **call.kwargs)
 
@@ -95,15 +97,6 @@ def _batchable(arguments, *keras_only):
 def _is_array(value):
     """Whether `value` is a NumPy array or a tensor of examples (at least one axis)."""
     return isinstance(value, (np.ndarray, tf.Tensor)) and len(value.shape) > 0
-
-
-def _unpacked(validation_data):
-    """`{"x", "y", "sample_weight"}` of `validation_data` given as an array or a tuple of up to three, else None."""
-    if _is_array(validation_data):
-        validation_data = (validation_data,)
-    if isinstance(validation_data, (tuple, list)) and 1 <= len(validation_data) <= 3:
-        return dict(zip(("x", "y", "sample_weight")[:len(validation_data)], validation_data, strict=True))
-    return None
 
 
 def _split(arguments, validation_split):

@@ -80,6 +80,15 @@ def _called_without_grappler(function):
     return call
 
 
+def is_fits_validation(evaluate_kwargs):
+    """Whether a call of `evaluate` with these keyword arguments is `fit`'s own validation at an epoch's end.
+
+    Keras' `fit` marks it `_use_cached_eval_dataset=True`: it reads the validation iterator `fit` made when it started,
+    whatever `x` the call names.
+    """
+    return bool(evaluate_kwargs.get("_use_cached_eval_dataset"))
+
+
 def reducible_across_workers(strategy, logs):
     """`logs` with an axis on each value when `strategy` trains on several workers.
 
