@@ -134,10 +134,24 @@ def test_arrays_of_different_lengths_are_refused(rng):
 def test_validation_data_keras_batches_keeps_the_batch_size(rng, keras_calls):
     data = binary_data(rng, 40)
     model = make_vae("bernoulli")
-    model.compile()
+    model.compile(jit_compile=False, run_eagerly=True, steps_per_execution=1)  # test steps from Python, one a batch
+    validation_batch_sizes = []
+    test_step = model.test_step
+    model.test_step = lambda batch: validation_batch_sizes.append(len(batch)) or test_step(batch)
     model.fit(data, epochs=1, batch_size=10, validation_data=data, validation_steps=2, verbose=0)
-    given = keras_calls["fit"][0]
-    assert given["validation_data"] is data and given["validation_batch_size"] == 10
+    assert keras_calls["fit"][0]["validation_data"] is data, "Keras batches validation data given with steps"
+    assert validation_batch_sizes == [10, 10]
+
+
+def test_fits_own_validation_is_not_batched_again(rng, keras_calls):
+    data = binary_data(rng, 40)
+    model = make_vae("bernoulli")
+    model.compile()
+    # Keras splits and batches these arrays itself (`steps_per_epoch`), and passes its split to every validation.
+    model.fit(data, epochs=2, batch_size=8, steps_per_epoch=2, validation_split=0.25, verbose=0)
+    validations = keras_calls["evaluate"]
+    assert len(validations) == 2
+    assert all(isinstance(call["x"], np.ndarray) for call in validations), "arrays Keras ignores left as they were"
 
 
 def test_the_autoencoder_kl_trainer_takes_arrays_as_batches(rng, keras_calls):
