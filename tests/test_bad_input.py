@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_autoencoder_kl_training import SHAPE, make_trainer
 
 from tfvae import VAE, networks
 from tfvae.layers import GaussianHead
@@ -79,6 +80,30 @@ def test_fit_checks_its_data_once_not_at_every_validation(rng, monkeypatch):
     assert checked == ["x", "validation_data"]
     model.evaluate(good_data(rng), verbose=0)
     assert checked[2:] == ["x"]
+
+
+BAD_IMAGES = {
+    "flat images": (lambda images: images.reshape(len(images), -1), r"shape \(768,\).*takes \(None, None, 3\)"),
+    "wrong channels": (lambda images: images[..., :1], r"shape \(16, 16, 1\)"),
+    "NaN": (lambda images: np.full_like(images, np.nan), "3072 NaN or infinite"),
+    "8-bit pixels": (lambda images: (images * 255).astype(np.uint8),
+                     r"\[0, 2\d\d\], but AutoencoderKLTrainer takes images in \[0, 1\].*Divide 8-bit"),
+    "no images": (lambda images: images[:0], "no examples"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_IMAGES)
+def test_bad_images_fail_before_the_autoencoder_kl_trainer_trains(rng, name):
+    make, message = BAD_IMAGES[name]
+    trainer = make_trainer()
+    images = rng.random((4, *SHAPE)).astype(np.float32)
+    with pytest.raises(InputError, match=f"^x .*{message}"):
+        trainer.fit(make(images), epochs=1, verbose=0)
+    with pytest.raises(InputError, match=f"^validation_data .*{message}"):
+        trainer.fit(images, validation_data=make(images), epochs=1, verbose=0)
+    with pytest.raises(InputError, match=f"^x .*{message}"):
+        trainer.evaluate(make(images), verbose=0)
+    assert int(trainer.optimizer.iterations) == 0
 
 
 def test_a_gaussian_decoder_accepts_data_outside_the_unit_interval(rng):

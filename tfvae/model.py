@@ -1,7 +1,5 @@
 """`VAE`: the variational autoencoder as a `keras.Model` that trains with `fit`."""
 
-import inspect
-
 import keras
 import tensorflow as tf
 
@@ -9,10 +7,11 @@ from tfvae import likelihoods, ops, validation
 from tfvae.array_inputs import ArrayInputs
 from tfvae.distributions import DEFAULT_LOGVAR_RANGE
 from tfvae.eager import compiled_when_eager
-from tfvae.keras_steps import CompiledSteps, is_fits_validation, reducible_across_workers
+from tfvae.keras_steps import CompiledSteps, reducible_across_workers
 from tfvae.layers import DiagonalGaussianLambda
 from tfvae.optimizers import FusedAdam
 from tfvae.seeding import SeedState
+from tfvae.validation import CheckedInputs
 
 # Train steps per call into TensorFlow unless `compile` is told otherwise. In one paired run of scripts/benchmark.py
 # (784-500-20, batch 100, a heavily loaded 2-core machine) `fit` on arrays trained 724 examples/s with 1 step per
@@ -22,7 +21,7 @@ STEPS_PER_EXECUTION = 10
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
-class VAE(SeedState, CompiledSteps, ArrayInputs, keras.Model):
+class VAE(SeedState, CompiledSteps, CheckedInputs, ArrayInputs, keras.Model):
     """A variational autoencoder (Kingma & Welling, "Auto-Encoding Variational Bayes").
 
     The data path of `call`:
@@ -241,27 +240,14 @@ class VAE(SeedState, CompiledSteps, ArrayInputs, keras.Model):
     def test_step(self, data):
         return reducible_across_workers(self.distribute_strategy, super().test_step(data))
 
-    def fit(self, *args, **kwargs):
-        """`keras.Model.fit`, after checking `x` and `validation_data` (see `validation.check_data`)."""
-        arguments = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs).arguments
-        self.check_data(arguments.get("x"))
-        self.check_data(arguments.get("validation_data"), role="validation_data")
-        return super().fit(*args, **kwargs)
-
-    def evaluate(self, x=None, y=None, *args, **kwargs):
-        """`keras.Model.evaluate`, after checking `x`.
-
-        `fit` checked its validation data when it started: its evaluation at each epoch's end
-        (`keras_steps.is_fits_validation`) is not checked again. Checking reads a batch: 7 ms, 7% of a steady epoch
-        of the default `tfvae train`.
-        """
-        if not is_fits_validation(kwargs):
-            self.check_data(x)
-        return super().evaluate(x, y, *args, **kwargs)
-
     def check_data(self, data, role="x"):
-        """Raises `validation.InputError` if `data` does not fit this model (shape, dtype, values)."""
-        validation.check_data(data, self.data_shape, self.likelihood.name, role)
+        """Raises `validation.InputError` if `data` does not fit this model (shape, dtype, values; values in [0, 1]
+        for a Bernoulli likelihood). `fit` and `evaluate` call it first (`validation.CheckedInputs`)."""
+        unit_interval = (
+            "a Bernoulli decoder models pixels in [0, 1] (for data outside [0, 1], use likelihood='gaussian')"
+            if self.likelihood.name == "bernoulli" else None
+        )
+        validation.check_data(data, self.data_shape, role, unit_interval)
 
     def predict_step(self, data):
         """`predict` gives the deterministic reconstruction (see `reconstruct`)."""

@@ -1,14 +1,40 @@
-"""Checks of the data a VAE is given, made before any training step so that bad input fails at once and clearly."""
+"""Checks of the data a model is given, made before any training step so that bad input fails at once and clearly."""
 
+import inspect
+
+import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvae.keras_steps import is_fits_validation
+
 
 class InputError(ValueError):
-    """Data that a VAE cannot learn from: wrong shape or dtype, empty, non-finite, or out of the likelihood's range."""
+    """Data that a model cannot learn from: wrong shape or dtype, empty, non-finite, or out of the range it models."""
 
 
-def check_data(data, data_shape, likelihood_name, role="x"):
+class CheckedInputs:
+    """A `keras.Model` mixin: `fit` checks `x` and `validation_data`, and `evaluate` checks `x`, with the model's
+    `check_data(data, role)` before Keras sees them.
+
+    `fit` checks its validation data when it starts: its evaluation at each epoch's end
+    (`keras_steps.is_fits_validation`) is not checked again. Checking reads a batch: 7 ms, 7% of a steady epoch of
+    the default `tfvae train`.
+    """
+
+    def fit(self, *args, **kwargs):
+        arguments = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs).arguments
+        self.check_data(arguments.get("x"))
+        self.check_data(arguments.get("validation_data"), role="validation_data")
+        return super().fit(*args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        if not is_fits_validation(kwargs):
+            self.check_data(x)
+        return super().evaluate(x, y, *args, **kwargs)
+
+
+def check_data(data, data_shape, role="x", unit_interval=None):
     """Checks NumPy data or a `tf.data.Dataset` against the model; raises `InputError` naming the problem and the fix.
 
     For a dataset the static element spec is checked, and the values of its first batch.
@@ -16,8 +42,9 @@ def check_data(data, data_shape, likelihood_name, role="x"):
     Args:
         data: a NumPy array (or anything `np.asarray` takes), a `tf.data.Dataset`, or None (nothing to check).
         data_shape: the shape of one example the encoder takes (None for an unknown size).
-        likelihood_name: `"bernoulli"` requires values in [0, 1].
         role: how to call the data in messages (`"x"`, `"validation_data"`).
+        unit_interval: None when any finite value will do; else values must be in [0, 1], and this says why in
+            the error (`"a Bernoulli decoder models pixels in [0, 1]"`).
     """
     if data is None:
         return
@@ -31,7 +58,7 @@ def check_data(data, data_shape, likelihood_name, role="x"):
         if first_batch is None:
             raise InputError(f"{role} is an empty dataset: there is nothing to train on.")
         values = (first_batch[0] if isinstance(first_batch, tuple) else first_batch).numpy()
-        _check_values(values, likelihood_name, f"the first batch of {role}")
+        _check_values(values, f"the first batch of {role}", unit_interval)
         return
     if (isinstance(data, tuple) or (role == "validation_data" and isinstance(data, list))) and data:
         data = data[0]  # validation_data given as (x,), (x, y) or (x, y, sample_weight), or the same as a list
@@ -40,7 +67,7 @@ def check_data(data, data_shape, likelihood_name, role="x"):
     if values.ndim == 0 or len(values) == 0:
         raise InputError(f"{role} holds no examples (shape {values.shape}): there is nothing to train on.")
     _check_shape(values.shape[1:], data_shape, role)
-    _check_values(values, likelihood_name, role)
+    _check_values(values, role, unit_interval)
 
 
 def _check_element_spec(spec, data_shape, role):
@@ -74,7 +101,7 @@ def _check_shape(example_shape, data_shape, role):
         )
 
 
-def _check_values(values, likelihood_name, where):
+def _check_values(values, where, unit_interval):
     values = np.asarray(values, np.float64)
     finite = np.isfinite(values)
     if not finite.all():
@@ -83,11 +110,8 @@ def _check_values(values, likelihood_name, where):
             f"{where} holds {int(np.size(finite) - finite.sum())} NaN or infinite values (the first at index "
             f"{tuple(int(i) for i in example)}); remove or impute them before training."
         )
-    if likelihood_name == "bernoulli":
+    if unit_interval:
         low, high = values.min(), values.max()
         if low < 0 or high > 1:
             hint = " Divide 8-bit pixels by 255." if high <= 255 and low >= 0 else ""
-            raise InputError(
-                f"{where} has values in [{low:g}, {high:g}], but a Bernoulli decoder models pixels in [0, 1].{hint}"
-                " For data outside [0, 1], use likelihood='gaussian'."
-            )
+            raise InputError(f"{where} has values in [{low:g}, {high:g}], but {unit_interval}.{hint}")

@@ -6,10 +6,11 @@ import tensorflow as tf
 from tfvae.array_inputs import ArrayInputs
 from tfvae.autoencoder_kl.objective import LatentDiffusionLoss
 from tfvae.keras_steps import CompiledSteps, reducible_across_workers
+from tfvae.validation import CheckedInputs, check_data
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
-class AutoencoderKLTrainer(CompiledSteps, ArrayInputs, keras.Model):
+class AutoencoderKLTrainer(CompiledSteps, CheckedInputs, ArrayInputs, keras.Model):
     """An autoencoder, its objective and an optional discriminator, trained by `fit` in one step per batch.
 
     Each train step, for a batch `x` of images in [0, 1] (what tfvae's data pipelines give; the autoencoder sees
@@ -113,6 +114,14 @@ class AutoencoderKLTrainer(CompiledSteps, ArrayInputs, keras.Model):
     def compile_from_config(self, config):
         """Recompiles a loaded trainer (Keras skips models whose `compile` is overridden unless this is defined)."""
         self.compile(**keras.saving.deserialize_keras_object(config))
+
+    def check_data(self, data, role="x"):
+        """Raises `validation.InputError` unless `data` holds images `[height, width, channels]` with the
+        autoencoder's channels and finite values in [0, 1]. `fit` and `evaluate` call it first
+        (`validation.CheckedInputs`)."""
+        image_shape = (None, None, getattr(self.autoencoder, "in_channels", None))
+        check_data(data, image_shape, role,
+                   unit_interval="AutoencoderKLTrainer takes images in [0, 1] (the autoencoder sees 2x - 1)")
 
     def call(self, x, training=None):
         """The reconstruction of `x` (images in [0, 1]) from a posterior sample."""
