@@ -108,6 +108,22 @@ def test_a_16_bit_png_is_read_at_8_bits_in_the_unit_interval(tmp_path):
                                atol=1 / 255)
 
 
+def test_an_array_file_is_read_once_and_split_by_the_seed(tmp_path, rng, monkeypatch):
+    images = rng.integers(0, 256, (40, 4, 4, 1), dtype=np.uint8)
+    np.savez(tmp_path / "set.npz", train=images)
+    reads = []
+    load_array_images = data.arrays.load_array_images
+    monkeypatch.setattr(data.arrays, "load_array_images", lambda *args: reads.append(args) or load_array_images(*args))
+    train, validation = data.open_training_images(str(tmp_path / "set.npz"), 0.25, seed=3)
+    assert len(reads) == 1
+    order = np.random.default_rng(3).permutation(40)  # the first 10 are held out
+    scaled = (images / np.float32(255)).astype(np.float32)
+    np.testing.assert_array_equal(validation.take(), scaled[order[:10]])
+    np.testing.assert_array_equal(train.take(), scaled[order[10:]])
+    _, other = data.open_training_images(str(tmp_path / "set.npz"), 0.25, seed=4)
+    assert not np.array_equal(other.take(), validation.take())
+
+
 def test_the_validation_hold_out_follows_the_file_paths_and_never_moves(tmp_path, rng):
     for index in range(40):
         save(str(tmp_path / "a" / f"{index:02d}.png"), colours(rng, 4, 4))

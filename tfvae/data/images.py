@@ -78,7 +78,7 @@ def open_training_images(source, validation_split=0.0, seed=0, **options):
     options = _Options(**options)
     if not validation_split:
         return _open(source, "train", None, options), None
-    return tuple(_open(source, "train", (validation_split, part, seed), options) for part in ("train", "validation"))
+    return _open(source, "train", (validation_split, seed), options)
 
 
 def load_images(source, split="train", data_dir=None, download=False):
@@ -218,17 +218,26 @@ class _Options:
 
 
 def _open(source, split, holdout, options):
-    """Opens `source`; `holdout` is `(fraction, part, seed)` to take the `part` of a validation hold-out."""
-    by_hash = holdout and holdout[:2]
+    """Opens `source`: one image set or, with `holdout` `(fraction, seed)`, its parts `(train, validation)`."""
     tfrecords = sources.find_tfrecords(source)
     if tfrecords:
-        return StreamedImages(sources.TFRecordFiles(tfrecords, options.image_key, by_hash), options,
-                              _cache_name(source, holdout))
+        return _streamed(lambda by_hash: sources.TFRecordFiles(tfrecords, options.image_key, by_hash), source, holdout,
+                         options)
     if arrays.is_idx_folder(source) or os.path.isfile(source):
         return _in_memory(arrays.load_array_images(source, split), holdout, options)
     if os.path.isdir(source):
-        return StreamedImages(sources.ImageFolder(source, by_hash), options, _cache_name(source, holdout))
+        return _streamed(lambda by_hash: sources.ImageFolder(source, by_hash), source, holdout, options)
     return _open_tfds(source, split, holdout, options)
+
+
+def _streamed(make_source, source, holdout, options):
+    """`StreamedImages` of the source `make_source(by_hash)` makes: the whole set or, with `holdout`, its two parts,
+    each file (record) in one by the hash of its name (`by_hash` is `(fraction, part)`)."""
+    if holdout is None:
+        return StreamedImages(make_source(None), options, _cache_name(source, None))
+    fraction, seed = holdout
+    return tuple(StreamedImages(make_source((fraction, part)), options, _cache_name(source, (fraction, part, seed)))
+                 for part in ("train", "validation"))
 
 
 def _open_tfds(name, split, holdout, options):
@@ -249,15 +258,23 @@ def _open_tfds(name, split, holdout, options):
         batches = load(split).map(lambda example: example[options.image_key or "image"]).batch(_TFDS_READ_BATCH)
         images = np.concatenate(list(batches.as_numpy_iterator()))
         return _in_memory(arrays.scale_to_unit_interval(images, name), holdout, options)
-    if holdout is not None:
-        fraction, part, _ = holdout
-        if "validation" in builder.info.splits:
-            split = "validation" if part == "validation" else split
-        else:
-            kept = 100 - max(1, round(100 * fraction))
-            split = f"{split}[:{kept}%]" if part == "train" else f"{split}[{kept}%:]"
-    return StreamedImages(sources.TfdsImages(name, split, builder.info, load, options.image_key), options,
-                          _cache_name(name, (split,)))
+
+    def streamed_split(split):
+        return StreamedImages(sources.TfdsImages(name, split, builder.info, load, options.image_key), options,
+                              _cache_name(name, (split,)))
+
+    if holdout is None:
+        return streamed_split(split)
+    return tuple(map(streamed_split, _tfds_parts(split, holdout[0], builder.info.splits)))
+
+
+def _tfds_parts(split, fraction, splits):
+    """The `tfds` splits of the train and validation parts of `split`: the set's own `validation` split when it has
+    one, else the last `fraction` of `split`."""
+    if "validation" in splits:
+        return split, "validation"
+    kept = 100 - max(1, round(100 * fraction))
+    return f"{split}[:{kept}%]", f"{split}[{kept}%:]"
 
 
 def _tfds_load(name, split, options, **kwargs):
@@ -279,7 +296,12 @@ def _tfds_load(name, split, options, **kwargs):
 
 
 def _in_memory(images, holdout, options):
-    """Images in memory, preprocessed as `options` ask, and their `holdout` part chosen by a seeded permutation."""
+    """Images in memory, preprocessed as `options` ask: one set or, with `holdout` `(fraction, seed)`, its parts
+    `(train, validation)`, the validation part chosen by a seeded permutation.
+
+    Both parts come from one read of the source: reading it once for each part took 0.77-2.5 s for an MNIST IDX
+    folder, against 0.35 s for one read.
+    """
     if options.image_size is not None or options.channels is not None:
         if images.ndim != 4:
             raise DataError(f"Rows of shape {images.shape[1:]} are not images: image_size and channels need "
@@ -290,10 +312,10 @@ def _in_memory(images, holdout, options):
         images = np.concatenate([batch.numpy() for batch in pipeline.preprocess(slices, channels, size).batch(1000)])
     if holdout is None:
         return InMemoryImages(images)
-    fraction, part, seed = holdout
+    fraction, seed = holdout
     order = np.random.default_rng(seed).permutation(len(images))
     count = max(1, int(round(fraction * len(images))))
-    return InMemoryImages(images[order[:count]] if part == "validation" else images[order[count:]])
+    return InMemoryImages(images[order[count:]]), InMemoryImages(images[order[:count]])
 
 
 def _resolve_cache(cache, count, image_shape, name):
