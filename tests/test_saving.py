@@ -4,6 +4,8 @@ import keras
 import numpy as np
 from helpers import run_python
 
+from tfvae import VAE, networks, saving
+
 # Saves a model once, then makes the second save fail with a real write error: files may not grow past 4 KB
 # (RLIMIT_FSIZE, with SIGXFSZ ignored so that the write fails with EFBIG instead of killing the process).
 SAVE_THEN_FAIL = """
@@ -33,3 +35,19 @@ def test_a_save_that_fails_midway_leaves_the_previous_file_intact(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["first.npy", "model.keras"], "no partial file left"
     model = keras.models.load_model(path, safe_mode=True)
     np.testing.assert_array_equal(model.get_weights()[0], np.load(first_weights))
+
+
+def test_saving_again_builds_no_reference_objects_for_keras(tmp_path, monkeypatch):
+    model = VAE(networks.gaussian_mlp_encoder(8, 2, 4), networks.bernoulli_mlp_decoder(2, 8, 4), seed=0)
+    model.compile()
+    model.save(tmp_path / "first.keras")  # Keras builds its reference objects here
+    saving.reuse_keras_skipsets()
+    built = []
+    layer_init = keras.layers.Layer.__init__
+    monkeypatch.setattr(keras.layers.Layer, "__init__",
+                        lambda layer, *args, **kwargs: built.append(type(layer)) or layer_init(layer, *args, **kwargs))
+    saving.save_atomically(model.save, str(tmp_path / "second.keras"))
+    assert built == []
+    reloaded = keras.models.load_model(tmp_path / "second.keras", safe_mode=True)
+    for saved, loaded in zip(model.get_weights(), reloaded.get_weights(), strict=True):
+        np.testing.assert_array_equal(saved, loaded)

@@ -109,6 +109,7 @@ class ResumableRun(keras.callbacks.Callback):
             shutil.rmtree(path, ignore_errors=True)
         os.makedirs(staging)
         try:
+            saving.reuse_keras_skipsets()
             saving.save_atomically(self.model.save, os.path.join(staging, MODEL))
             with open(os.path.join(staging, LOGS), "w") as file:
                 json.dump(self.epochs, file)

@@ -13,7 +13,15 @@ import keras
 
 from tfvae.model import VAE
 
+try:  # Keras' per-thread state, for `reuse_keras_skipsets`
+    from keras.src.backend.common import global_state as _keras_state
+except ImportError:  # another Keras layout: nothing to work around
+    _keras_state = None
+
 _PARTIAL_PREFIX = ".partial-"
+# The kinds of object whose attributes Keras' saving skips by a set it builds per kind (`saving_lib.get_attr_skipset`).
+_KERAS_SAVEABLE_KINDS = ("Operation", "Layer", "Functional", "Sequential", "Metric", "Optimizer", "Loss", "Cross",
+                         "Feature")
 
 
 class ModelFileError(ValueError):
@@ -40,6 +48,26 @@ def save_atomically(save, path):
     finally:
         if os.path.exists(partial_path):
             os.remove(partial_path)
+
+
+def reuse_keras_skipsets():
+    """Lets Keras' next `save` or `load_model` reuse the sets of attributes that its earlier ones built.
+
+    Keras (3.15.1) walks a model's attributes to save or load it, skipping those of a plain `Layer`, `Metric`,
+    `Optimizer` and so on: it lists them by building a reference object of each kind and caches the list in its
+    per-thread state as `saving_attr_skipset_<kind>`, but looks it up as `saving_attr_skiplist_<kind>`. So every save
+    builds the reference objects again: 8.6 ms of the 31.7 ms `model.save` of the Frey Face MLPs (medians of 15),
+    which the default `tfvae train` runs every epoch for its backup. This files each list Keras built under the name
+    it looks up; the files Keras writes are the same. The default `tfvae train` then wrote each epoch's backup in
+    23.8-25.1 ms against 32.3-35.9 ms (medians of 40 epochs, 3 runs each, taking turns). Nothing happens with a
+    Keras that does neither.
+    """
+    if _keras_state is None:
+        return
+    for kind in _KERAS_SAVEABLE_KINDS:
+        built = _keras_state.get_global_attribute(f"saving_attr_skipset_{kind}")
+        if built is not None and _keras_state.get_global_attribute(f"saving_attr_skiplist_{kind}") is None:
+            _keras_state.set_global_attribute(f"saving_attr_skiplist_{kind}", built)
 
 
 def load_model(path, kinds=(VAE,)):
