@@ -80,7 +80,7 @@ def _check_dtype(dtype, role):
     dtype = np.dtype(dtype)
     if dtype == np.bool_ or not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
         raise InputError(
-            f"{role} has dtype {dtype}; a VAE needs real numbers: float32 images scaled to [0, 1] "
+            f"{role} has dtype {dtype}; the model needs real numbers: float32 images scaled to [0, 1] "
             "(for uint8 images, x.astype('float32') / 255)."
         )
 
