@@ -11,7 +11,6 @@ from tfvae.keras_steps import CompiledSteps, reducible_across_workers
 from tfvae.layers import DiagonalGaussianLambda
 from tfvae.optimizers import FusedAdam
 from tfvae.seeding import SeedState
-from tfvae.validation import CheckedInputs
 
 # Train steps per call into TensorFlow unless `compile` is told otherwise. In one paired run of scripts/benchmark.py
 # (784-500-20, batch 100, a heavily loaded 2-core machine) `fit` on arrays trained 724 examples/s with 1 step per
@@ -21,7 +20,7 @@ STEPS_PER_EXECUTION = 10
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
-class VAE(SeedState, CompiledSteps, CheckedInputs, ArrayInputs, keras.Model):
+class VAE(SeedState, CompiledSteps, validation.CheckedInputs, ArrayInputs, keras.Model):
     """A variational autoencoder (Kingma & Welling, "Auto-Encoding Variational Bayes").
 
     The data path of `call`:
@@ -247,7 +246,7 @@ class VAE(SeedState, CompiledSteps, CheckedInputs, ArrayInputs, keras.Model):
             "a Bernoulli decoder models pixels in [0, 1] (for data outside [0, 1], use likelihood='gaussian')"
             if self.likelihood.name == "bernoulli" else None
         )
-        validation.check_data(data, self.data_shape, role, unit_interval)
+        validation.check_data(data, self.data_shape, role=role, unit_interval=unit_interval)
 
     def predict_step(self, data):
         """`predict` gives the deterministic reconstruction (see `reconstruct`)."""

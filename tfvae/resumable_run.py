@@ -108,8 +108,8 @@ class ResumableRun(keras.callbacks.Callback):
         for path in (staging, final):
             shutil.rmtree(path, ignore_errors=True)
         os.makedirs(staging)
+        saving.reuse_keras_skipsets()
         try:
-            saving.reuse_keras_skipsets()
             saving.save_atomically(self.model.save, os.path.join(staging, MODEL))
             with open(os.path.join(staging, LOGS), "w") as file:
                 json.dump(self.epochs, file)

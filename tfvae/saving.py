@@ -19,9 +19,7 @@ except ImportError:  # another Keras layout: nothing to work around
     _keras_state = None
 
 _PARTIAL_PREFIX = ".partial-"
-# The kinds of object whose attributes Keras' saving skips by a set it builds per kind (`saving_lib.get_attr_skipset`).
-_KERAS_SAVEABLE_KINDS = ("Operation", "Layer", "Functional", "Sequential", "Metric", "Optimizer", "Loss", "Cross",
-                         "Feature")
+_KERAS_BUILT_SKIPSET, _KERAS_READ_SKIPSET = "saving_attr_skipset_", "saving_attr_skiplist_"
 
 
 class ModelFileError(ValueError):
@@ -64,10 +62,10 @@ def reuse_keras_skipsets():
     """
     if _keras_state is None:
         return
-    for kind in _KERAS_SAVEABLE_KINDS:
-        built = _keras_state.get_global_attribute(f"saving_attr_skipset_{kind}")
-        if built is not None and _keras_state.get_global_attribute(f"saving_attr_skiplist_{kind}") is None:
-            _keras_state.set_global_attribute(f"saving_attr_skiplist_{kind}", built)
+    state = vars(_keras_state.GLOBAL_STATE_TRACKER)  # this thread's; `keras.utils.clear_session` replaces it
+    for name, built in list(state.items()):
+        if name.startswith(_KERAS_BUILT_SKIPSET):
+            state.setdefault(_KERAS_READ_SKIPSET + name.removeprefix(_KERAS_BUILT_SKIPSET), built)
 
 
 def load_model(path, kinds=(VAE,)):

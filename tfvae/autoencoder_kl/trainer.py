@@ -3,14 +3,14 @@
 import keras
 import tensorflow as tf
 
+from tfvae import validation
 from tfvae.array_inputs import ArrayInputs
 from tfvae.autoencoder_kl.objective import LatentDiffusionLoss
 from tfvae.keras_steps import CompiledSteps, reducible_across_workers
-from tfvae.validation import CheckedInputs, check_data
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
-class AutoencoderKLTrainer(CompiledSteps, CheckedInputs, ArrayInputs, keras.Model):
+class AutoencoderKLTrainer(CompiledSteps, validation.CheckedInputs, ArrayInputs, keras.Model):
     """An autoencoder, its objective and an optional discriminator, trained by `fit` in one step per batch.
 
     Each train step, for a batch `x` of images in [0, 1] (what tfvae's data pipelines give; the autoencoder sees
@@ -120,8 +120,8 @@ class AutoencoderKLTrainer(CompiledSteps, CheckedInputs, ArrayInputs, keras.Mode
         autoencoder's channels and finite values in [0, 1]. `fit` and `evaluate` call it first
         (`validation.CheckedInputs`)."""
         image_shape = (None, None, getattr(self.autoencoder, "in_channels", None))
-        check_data(data, image_shape, role,
-                   unit_interval="AutoencoderKLTrainer takes images in [0, 1] (the autoencoder sees 2x - 1)")
+        validation.check_data(data, image_shape, role=role,
+                              unit_interval="AutoencoderKLTrainer takes images in [0, 1] (the autoencoder sees 2x - 1)")
 
     def call(self, x, training=None):
         """The reconstruction of `x` (images in [0, 1]) from a posterior sample."""
