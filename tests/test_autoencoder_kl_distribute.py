@@ -1,4 +1,5 @@
-"""`AutoencoderKLTrainer` under a MirroredStrategy on two logical CPUs against one device on the same global batches.
+"""`AutoencoderKLTrainer` under a MirroredStrategy on two logical CPUs, and under a MultiWorkerMirroredStrategy of two
+worker processes, against one device on the same global batches.
 
 What must be equal follows from the train step (tfvae/autoencoder_kl/trainer.py): the posterior noise is drawn for
 the global batch and sliced per replica (`SeedState.sample_posterior`), every loss is a batch mean whose gradient is
@@ -19,7 +20,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import run_command
+from helpers import run_command, run_workers
 
 from tfvae.training import TrainConfig, build_autoencoder_kl_trainer
 
@@ -27,14 +28,13 @@ STEPS, START = 4, 2  # global batches of 4 images (2 per replica); the discrimin
 GENERATOR_LOGS = ("loss", "reconstruction", "nll", "kl", "logvar")
 GROUPS = ("generator", "discriminator", "statistics")  # trainable weights of each optimizer; D's moving statistics
 
-# Trains one device, then two replicas with per-replica and with synchronized BatchNorm; saves every step's logs and
-# weights as `<run>/<log name>` `[steps]` and `<run>/<group>/<index>` `[steps, ...]`. Graph mode throughout (Keras
-# turns XLA off under a strategy; the one-device run does the same to compare the same computation).
-TRAINING = f"""
+# `train(strategy, synchronized)` trains on the same global batches and returns every step's logs and weights as
+# `{log name: [steps]}` and `{"<group>/<index>": [steps, ...]}`. Graph mode throughout (Keras turns XLA off under a
+# strategy; the one-device run does the same to compare the same computation). The batches are sharded by data, so
+# that each of two workers reads its half of every global batch, as one of two replicas on one worker does.
+DEFINITIONS = f"""
 import sys
 import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras, numpy as np
 from tfvae.autoencoder_kl import AutoencoderKL, AutoencoderKLTrainer, LatentDiffusionLoss, PatchDiscriminator
 
@@ -56,20 +56,30 @@ def train(strategy, synchronized):
         steps.append(({{name: float(value) for name, value in logs.items()}},
                       {{group: [v.numpy() for v in variables] for group, variables in groups.items()}}))
     images = np.random.default_rng(0).random(({STEPS} * 4, 16, 16, 3)).astype("float32")
-    trainer.fit(tf.data.Dataset.from_tensor_slices(images).batch(4), epochs=1, verbose=0,
-                callbacks=[keras.callbacks.LambdaCallback(on_train_batch_end=record)])
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    batches = tf.data.Dataset.from_tensor_slices(images).batch(4).with_options(options)
+    trainer.fit(batches, epochs=1, verbose=0, callbacks=[keras.callbacks.LambdaCallback(on_train_batch_end=record)])
     out = {{name: np.array([logs[name] for logs, _ in steps]) for name in steps[0][0]}}
     for group, variables in groups.items():
         for index in range(len(variables)):
             out[f"{{group}}/{{index}}"] = np.stack([weights[group][index] for _, weights in steps])
     return out
+"""
 
-runs = {{"one_device": train(tf.distribute.get_strategy(), synchronized=False)}}
+# One device, then two replicas on two logical CPUs with per-replica and with synchronized BatchNorm, saved as
+# `<run>/<log name>` and `<run>/<group>/<index>`.
+TRAINING = """
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+""" + DEFINITIONS + """
+runs = {"one_device": train(tf.distribute.get_strategy(), synchronized=False)}
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])  # one for both runs: a second one's collective
 assert strategy.num_replicas_in_sync == 2                          # ops would meet the first one's cached shapes
 runs["per_replica"] = train(strategy, synchronized=False)
 runs["synchronized"] = train(strategy, synchronized=True)
-np.savez(sys.argv[1], **{{f"{{run}}/{{key}}": value for run, out in runs.items() for key, value in out.items()}})
+np.savez(sys.argv[1], **{f"{run}/{key}": value for run, out in runs.items() for key, value in out.items()})
 """
 
 
@@ -117,6 +127,21 @@ def test_synchronized_batch_norm_trains_everything_as_one_device(runs):
     assert_same_steps(reference, distributed, logs, GROUPS, slice(0, STEPS))
     first = weights(reference, "discriminator")[0]
     assert np.abs(first[-1] - first[START - 1]).max() > 0, "D trains after its start: the comparison covers it"
+
+
+def test_two_workers_with_synchronized_batch_norm_train_everything_as_one_device(runs, tmp_path):
+    worker = DEFINITIONS + """
+import json, os
+out = train(tf.distribute.MultiWorkerMirroredStrategy(), synchronized=True)
+np.savez(os.path.join(sys.argv[1], f"worker{json.loads(os.environ['TF_CONFIG'])['task']['index']}.npz"), **out)
+"""
+    run_workers([sys.executable, "-c", worker, str(tmp_path)], timeout=600)
+    reference = runs["one_device"]
+    logs = [name for name in reference if "/" not in name]
+    for index in range(2):
+        trained = dict(np.load(tmp_path / f"worker{index}.npz"))
+        assert sorted(trained) == sorted(reference)
+        assert_same_steps(reference, trained, logs, GROUPS, slice(0, STEPS))
 
 
 def test_the_train_command_synchronizes_the_discriminator_under_a_strategy():
