@@ -57,12 +57,13 @@ def reuse_keras_skipsets():
     builds the reference objects again: 8.6 ms of the 31.7 ms `model.save` of the Frey Face MLPs (medians of 15),
     which the default `tfvae train` runs every epoch for its backup. This files each list Keras built under the name
     it looks up; the files Keras writes are the same. The default `tfvae train` then wrote each epoch's backup in
-    23.8-25.1 ms against 32.3-35.9 ms (medians of 40 epochs, 3 runs each, taking turns). Nothing happens with a
-    Keras that does neither.
+    23.8-25.1 ms against 32.3-35.9 ms (medians of 40 epochs, 3 runs each, taking turns). With a Keras that keeps
+    its state elsewhere it does nothing, and with one that reads the names it writes it adds nothing Keras reads.
     """
-    if _keras_state is None:
+    tracker = getattr(_keras_state, "GLOBAL_STATE_TRACKER", None)  # this thread's; `clear_session` replaces it
+    if tracker is None:
         return
-    state = vars(_keras_state.GLOBAL_STATE_TRACKER)  # this thread's; `keras.utils.clear_session` replaces it
+    state = vars(tracker)
     for name, built in list(state.items()):
         if name.startswith(_KERAS_BUILT_SKIPSET):
             state.setdefault(_KERAS_READ_SKIPSET + name.removeprefix(_KERAS_BUILT_SKIPSET), built)
