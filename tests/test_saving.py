@@ -39,6 +39,7 @@ def test_a_save_that_fails_midway_leaves_the_previous_file_intact(tmp_path):
 
 
 def test_backups_after_the_first_build_no_reference_objects_for_keras(tmp_path, rng, monkeypatch):
+    keras.utils.clear_session(free_memory=False)  # Keras' state as in a fresh process: nothing saved or loaded yet
     built, per_backup = [], []  # the layers built by each backup's save
     layer_init = keras.layers.Layer.__init__
     monkeypatch.setattr(keras.layers.Layer, "__init__",
