@@ -132,7 +132,9 @@ def test_synchronized_batch_norm_trains_everything_as_one_device(runs):
 def test_two_workers_with_synchronized_batch_norm_train_everything_as_one_device(runs, tmp_path):
     worker = DEFINITIONS + """
 import json, os
-out = train(tf.distribute.MultiWorkerMirroredStrategy(), synchronized=True)
+strategy = tf.distribute.MultiWorkerMirroredStrategy()
+assert strategy.num_replicas_in_sync == 2
+out = train(strategy, synchronized=True)
 np.savez(os.path.join(sys.argv[1], f"worker{json.loads(os.environ['TF_CONFIG'])['task']['index']}.npz"), **out)
 """
     run_workers([sys.executable, "-c", worker, str(tmp_path)], timeout=600)

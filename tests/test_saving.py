@@ -1,8 +1,10 @@
 import os
+import threading
 
 import keras
 import numpy as np
 from helpers import run_python
+from keras.src.backend.common import global_state
 
 from tfvae import VAE, networks, saving
 from tfvae.resumable_run import ResumableRun
@@ -39,7 +41,8 @@ def test_a_save_that_fails_midway_leaves_the_previous_file_intact(tmp_path):
 
 
 def test_backups_after_the_first_build_no_reference_objects_for_keras(tmp_path, rng, monkeypatch):
-    keras.utils.clear_session(free_memory=False)  # Keras' state as in a fresh process: nothing saved or loaded yet
+    # Keras' state as in a fresh process, nothing saved or loaded yet, for this test only.
+    monkeypatch.setattr(global_state, "GLOBAL_STATE_TRACKER", threading.local())
     built, per_backup = [], []  # the layers built by each backup's save
     layer_init = keras.layers.Layer.__init__
     monkeypatch.setattr(keras.layers.Layer, "__init__",
