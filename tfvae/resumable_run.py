@@ -105,7 +105,6 @@ class ResumableRun(keras.callbacks.Callback):
         """Writes the backup of the finished epochs and removes older ones; returns the new backup's folder."""
         final = os.path.join(self.backup_dir, f"epoch-{len(self.epochs)}")
         staging = os.path.join(self.backup_dir, f".staging-epoch-{len(self.epochs)}")
-        saving.reuse_keras_skipsets()
         for path in (staging, final):
             shutil.rmtree(path, ignore_errors=True)
         os.makedirs(staging)

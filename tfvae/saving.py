@@ -29,13 +29,15 @@ class ModelFileError(ValueError):
 def save_atomically(save, path):
     """Calls `save(temporary_path)`, then renames the temporary file to `path`; on any error, `path` is untouched.
 
-    The temporary name keeps the end of `path` (`.keras`), which Keras' savers check.
+    The temporary name keeps the end of `path` (`.keras`), which Keras' savers check. A Keras save reuses what
+    Keras' earlier saves built (`reuse_keras_skipsets`).
 
     Raises:
         OSError: naming `path`, when the write fails (a full disk: ENOSPC).
     """
     directory, name = os.path.split(path)
     partial_path = os.path.join(directory, f"{_PARTIAL_PREFIX}{os.getpid()}-{name}")
+    reuse_keras_skipsets()
     try:
         save(partial_path)
         os.replace(partial_path, path)
@@ -53,12 +55,13 @@ def reuse_keras_skipsets():
 
     Keras (3.15.1) walks a model's attributes to save or load it, skipping those of a plain `Layer`, `Metric`,
     `Optimizer` and so on: it lists them by building a reference object of each kind and caches the list in its
-    per-thread state as `saving_attr_skipset_<kind>`, but looks it up as `saving_attr_skiplist_<kind>`. So every save
-    builds the reference objects again: 8.6 ms of the 31.7 ms `model.save` of the Frey Face MLPs (medians of 15),
-    which the default `tfvae train` runs every epoch for its backup. This files each list Keras built under the name
-    it looks up; the files Keras writes are the same. The default `tfvae train` then wrote each epoch's backup in
-    23.8-25.1 ms against 32.3-35.9 ms (medians of 40 epochs, 3 runs each, taking turns). With a Keras that keeps
-    its state elsewhere it does nothing, and with one that reads the names it writes it adds nothing Keras reads.
+    per-thread state as `saving_attr_skipset_<kind>`, but looks it up as `saving_attr_skiplist_<kind>`. So every
+    save builds the reference objects again: 8.6 ms of the 31.7 ms `model.save` of the Frey Face MLPs (medians of
+    15), which the default `tfvae train` runs every epoch for its backup. `save_atomically` calls this first: it
+    files each list Keras built under the name it looks up; the files Keras writes are the same. The default `tfvae
+    train` then wrote each epoch's backup in 23.8-25.1 ms against 32.3-35.9 ms (medians of 40 epochs, 3 runs each,
+    taking turns). With a Keras that keeps its state elsewhere it does nothing, and with one that reads the names it
+    writes it adds nothing Keras reads.
     """
     tracker = getattr(_keras_state, "GLOBAL_STATE_TRACKER", None)  # this thread's; `clear_session` replaces it
     if tracker is None:
