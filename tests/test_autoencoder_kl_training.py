@@ -116,3 +116,14 @@ def test_a_resumed_run_restores_both_optimizers_and_the_trainer_saves_as_keras(t
     for restored, saved in zip(state_of(loaded), state_of(resumed), strict=True):
         np.testing.assert_array_equal(restored.numpy(), saved.numpy(), err_msg=saved.path)
     np.testing.assert_allclose(loaded.reconstruct(x[:2]), resumed.reconstruct(x[:2]), atol=1e-6)
+
+
+def test_reconstructions_are_images_in_the_unit_interval(rng):
+    trainer = make_trainer()
+    for variable in trainer.autoencoder.decoder.trainable_variables[-2:]:  # the last convolution: outputs far off
+        variable.assign(3.0 * tf.ones_like(variable))
+    x = rng.random((2, *SHAPE)).astype(np.float32)
+    decoded = (trainer.autoencoder.decode(trainer.autoencoder.encode(2 * x - 1).mode()).numpy() + 1) / 2
+    assert decoded.max() > 1, "the decoder puts values outside [0, 1]"
+    np.testing.assert_allclose(trainer.reconstruct(x), np.clip(decoded, 0, 1), atol=1e-6)
+    assert 0 <= np.min(trainer(x)) and np.max(trainer(x)) <= 1

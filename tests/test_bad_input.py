@@ -71,6 +71,43 @@ def test_bad_datasets_fail_before_training(rng):
     assert int(model.optimizer.iterations) == 0
 
 
+class Batches(keras.utils.PyDataset):
+    def __init__(self, batches):
+        super().__init__()
+        self.batches = batches
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __getitem__(self, index):
+        return self.batches[index]
+
+
+def test_generators_and_py_datasets_train_and_a_bad_py_dataset_fails_first(rng):
+    model = mlp_vae()
+
+    def batches():
+        while True:
+            yield (good_data(rng, count=8),)  # Keras takes tuples from generators
+
+    model.fit(batches(), steps_per_epoch=3, epochs=1, verbose=0)  # a generator is Keras' to read: not checked
+    assert int(model.optimizer.iterations) == 3
+    model.fit(Batches([good_data(rng, count=8)] * 2), validation_data=Batches([(good_data(rng, count=8),)]),
+              epochs=1, verbose=0)
+    assert int(model.optimizer.iterations) == 5
+    with pytest.raises(InputError, match=r"^the first batch of x has examples of shape \(4, 4\)"):
+        model.fit(Batches([good_data(rng, count=8).reshape(8, 4, 4)]), epochs=1, verbose=0)
+    with pytest.raises(InputError, match=r"^the first batch of validation_data has values in \[.*\], but a Bern"):
+        model.fit(good_data(rng), validation_data=Batches([(3 * good_data(rng, count=8),)]), epochs=1, verbose=0)
+    assert int(model.optimizer.iterations) == 5
+
+
+def test_values_up_to_a_few_units_get_no_8_bit_hint(rng):
+    with pytest.raises(InputError, match=r"values in \[0, 3\], but a Bernoulli") as error:
+        mlp_vae().fit(np.round(3 * good_data(rng)), epochs=1, verbose=0)
+    assert "8-bit" not in str(error.value)
+
+
 def test_fit_checks_its_data_once_not_at_every_validation(rng, monkeypatch):
     checked = []
     check_data = VAE.check_data

@@ -78,6 +78,7 @@ def results(tmp_path_factory):
                        r"epochs must be an integer, got '2'\.$"),
         "bad value": (["train", "--config", write_json(files / "value.json", {"latent_size": 0})],
                       r"latent_size must be at least 1, got 0\.$"),
+        "negative KL weight": ([*train, "--beta", "-1"], r"beta must be >= 0, got -1\.0\.$"),
         "unwritable run directory": ([*train, "--output-dir", str(files / "a_file" / "run")],
                                      r"a_file/run: Not a directory; choose a folder you can write to\.$"),
         "run directory in use": ([*train, "--output-dir", str(locked_run)],
@@ -99,7 +100,7 @@ def results(tmp_path_factory):
 
 
 def test_each_user_mistake_gives_one_line_and_exit_status_1(results):
-    assert len(results) == 14
+    assert len(results) == 15
     for case, (command, status, stderr, pattern) in results.items():
         lines = stderr.splitlines()
         assert status == 1 and len(lines) == 1, f"{case}: status {status}, stderr:\n{stderr}"

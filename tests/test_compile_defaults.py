@@ -6,6 +6,7 @@ import threading
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from tensorflow.core.protobuf import config_pb2
 from tensorflow.python.eager import context
 
@@ -111,6 +112,24 @@ def test_a_last_partial_batch_counts_with_its_own_size(rng, jit_compile):
     np.testing.assert_allclose(history["kl"][0], np.mean(model.encode(x).kl()), rtol=1e-5)
     np.testing.assert_allclose(history["val_kl"][0], np.mean(model.encode(validation).kl()), rtol=1e-5)
     assert model.jit_compile == jit_compile, "validation runs as a graph without changing the train step"
+
+
+def test_a_given_number_of_steps_runs_exactly_those_steps(rng):
+    """Keras 3 runs whole groups of `steps_per_execution` steps: on endless data 13 steps an epoch would train 20."""
+    x = binary(rng, 80)
+    batches = tf.data.Dataset.from_tensor_slices(x).batch(8).repeat()
+    model = make_vae()
+    model.compile(keras.optimizers.SGD(0.0))  # the weights stay, so the KL of the batches is known
+    history = model.fit(batches, steps_per_epoch=13, epochs=2, validation_data=batches, validation_steps=3,
+                        verbose=0).history
+    assert int(model.optimizer.iterations) == 26
+    np.testing.assert_allclose(history["val_kl"], np.mean(model.encode(x[:24]).kl()), rtol=1e-5)
+    np.testing.assert_allclose(model.evaluate(batches, steps=3, return_dict=True, verbose=0)["kl"],
+                               np.mean(model.encode(x[:24]).kl()), rtol=1e-5)
+    assert model.predict(batches, steps=3, verbose=0).shape == (24, DATA_SIZE)
+    assert model.steps_per_execution == STEPS_PER_EXECUTION, "the compiled count is back for the calls after"
+    model.fit(batches, steps_per_epoch=20, epochs=1, verbose=0)
+    assert int(model.optimizer.iterations) == 46
 
 
 def test_training_batches_have_one_static_size(tmp_path, rng):

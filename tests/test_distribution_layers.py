@@ -73,6 +73,8 @@ def test_distribution_call_builds_q_without_a_loss(rng):
     assert clone.kl_weight == 1.0 and clone.convert_to_tensor_fn is twice_the_mean
     with pytest.raises(ValueError, match="convert_to_tensor_fn"):
         DiagonalGaussianLambda(convert_to_tensor_fn="median")
+    with pytest.raises(ValueError, match="logvar_range must be two numbers \\(low, high\\); got 'mean'"):
+        DiagonalGaussianLambda("mean")  # the first argument is the clamp, not convert_to_tensor_fn
     with pytest.raises(ValueError, match="carries no distribution"):
         distribution_of(tf.constant([1.0]))
 

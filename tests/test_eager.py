@@ -1,12 +1,14 @@
 """Eager calls of `encode`, `decode`, `generate` and `reconstruct` run compiled (`tfvae.eager`)."""
 
 import gc
+import logging
 import weakref
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.python.eager.polymorphic_function import polymorphic_function
 
 from tfvae import VAE, DiagonalGaussian, networks
 from tfvae.eager import tracing_count
@@ -58,6 +60,28 @@ def test_batches_of_every_size_share_one_trace(data):
         model.decode(data[:size, :LATENT_SIZE])
         model.generate(data[:size, :LATENT_SIZE])
     assert tracing_count(model) == before + 2, "decode and generate traced once each; encode not again"
+
+
+def test_tracing_each_method_and_shape_once_does_not_warn_of_retracing(data, monkeypatch):
+    """TensorFlow warns of "excessive retracing" when 5 of a function's last calls traced, twice at most per
+    function code: the compiled methods share one function's code, and each method, shape and keyword argument
+    traces once, as it should. The test starts from a fresh count, whatever ran before it."""
+    monkeypatch.setattr(polymorphic_function, "_frequent_tracing_detector_manager",
+                        polymorphic_function._FrequentTracingDetectorManager())
+    messages = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = logging.getLogger("tensorflow")
+    logger.addHandler(handler)
+    try:
+        model = make_vae()
+        latents = data[:, :LATENT_SIZE]
+        model.encode(data), model.decode(latents), model.generate(latents), model.reconstruct(data)
+        model.encode(data, training=False), model.encode(data.astype(np.float64)), model.decode(latents, training=True)
+    finally:
+        logger.removeHandler(handler)
+    assert tracing_count(model) == 7
+    assert not [message for message in messages if "retracing" in message]
 
 
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])

@@ -18,6 +18,22 @@ def test_gaussian_head_has_two_distinct_dense_layers(rng):
     np.testing.assert_allclose(params[:, 3:], h @ w5 + b5, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("seed", [1, "seed generator"])
+def test_a_seeded_initializer_starts_the_two_heads_apart_and_the_same_in_every_build(seed):
+    def head():
+        generator_or_int = keras.random.SeedGenerator(3) if seed == "seed generator" else seed
+        layer = GaussianHead(4, kernel_initializer=keras.initializers.GlorotUniform(seed=generator_or_int),
+                             bias_initializer=keras.initializers.RandomNormal(seed=generator_or_int))
+        layer.build((None, 5))
+        return [weight.numpy() for weight in (layer.mean_dense.kernel, layer.mean_dense.bias,
+                                              layer.logvar_dense.kernel, layer.logvar_dense.bias)]
+
+    mean_kernel, mean_bias, logvar_kernel, logvar_bias = head()
+    assert not np.allclose(mean_kernel, logvar_kernel) and not np.allclose(mean_bias, logvar_bias)
+    for first, again in zip((mean_kernel, mean_bias, logvar_kernel, logvar_bias), head(), strict=True):
+        np.testing.assert_array_equal(first, again)
+
+
 def test_two_heads_equal_one_dense_layer_with_stacked_weights(rng):
     """Appendix C.2's two heads W4, W5 are one Dense layer of 2 * units whose kernel is [W4 | W5]."""
     head = GaussianHead(4, kernel_initializer="random_normal")

@@ -76,6 +76,32 @@ def test_get_takes_any_object_with_the_likelihood_interface_and_a_vae_trains_wit
     np.testing.assert_allclose(model(x), params, rtol=1e-6)
 
 
+@keras.saving.register_keras_serializable(package="tests")
+class SavableLaplace(Laplace):
+    def __init__(self, scale=0.5):
+        self.scale = scale
+
+    def get_config(self):
+        return {"scale": self.scale}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def test_a_vae_with_a_registered_likelihood_of_the_users_own_saves_and_loads_it(rng, tmp_path):
+    decoder = keras.Sequential([keras.Input((2,)), keras.layers.Dense(6)])
+    model = VAE(networks.gaussian_mlp_encoder(6, 2, 8), decoder, likelihood=SavableLaplace(0.25), seed=0)
+    model.save(tmp_path / "laplace.keras")
+    loaded = keras.saving.load_model(tmp_path / "laplace.keras", safe_mode=True)
+    assert type(loaded.likelihood) is SavableLaplace and loaded.likelihood.scale == 0.25
+    x = rng.random((5, 6)).astype(np.float32)
+    np.testing.assert_allclose(loaded.reconstruct(x), model.reconstruct(x), rtol=1e-6)
+    unsavable = VAE(networks.gaussian_mlp_encoder(6, 2, 8), decoder, likelihood=Laplace(), seed=0)
+    with pytest.raises(TypeError, match=r"Laplace likelihood cannot be saved: give it get_config\(\) and from_config"):
+        unsavable.save(tmp_path / "unsavable.keras")
+
+
 def test_get_says_what_an_object_lacks_to_be_a_likelihood():
     class Incomplete:
         name = "incomplete"
@@ -87,6 +113,8 @@ def test_get_says_what_an_object_lacks_to_be_a_likelihood():
         likelihoods.get(Incomplete())
     with pytest.raises(TypeError, match="int lacks name"):
         likelihoods.get(3)
+    with pytest.raises(ValueError, match="A likelihood config needs a 'name'"):
+        likelihoods.get({"logvar_range": [-4, 4]})
 
 
 def test_bernoulli_probabilities_are_float32_for_half_precision_logits():

@@ -231,8 +231,12 @@ def _as_float_params(params):
 
 
 def check_logvar_range(logvar_range):
-    """Returns `logvar_range` as a float pair `(low, high)`, raising ValueError unless `low < high`."""
-    low, high = (float(bound) for bound in logvar_range)
+    """Returns `logvar_range` as a float pair `(low, high)`, raising ValueError unless it is two numbers with
+    `low < high`."""
+    try:
+        low, high = (float(bound) for bound in logvar_range)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"logvar_range must be two numbers (low, high); got {logvar_range!r}.") from error
     if not low < high:
         raise ValueError(f"logvar_range must be (low, high) with low < high; got {tuple(logvar_range)}.")
     return low, high

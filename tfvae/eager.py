@@ -65,4 +65,8 @@ def _trace_once(model, method, spec, kwargs, jit_compile):
     def run(x):
         return method(model(), x, **kwargs)
 
-    return tf.function(run, input_signature=[spec], jit_compile=jit_compile, autograph=False)
+    function = tf.function(run, input_signature=[spec], jit_compile=jit_compile, autograph=False)
+    # TensorFlow counts the traces of all functions made from `run`'s code together and warns of "excessive
+    # retracing" at the fifth: one model's methods and shapes reach that, each traced once as it should be.
+    function._omit_frequent_tracing_warning = True
+    return function

@@ -2,7 +2,10 @@
 
 import contextlib
 import functools
+import inspect
+import math
 
+import keras
 import tensorflow as tf
 from tensorflow.core.protobuf import config_pb2
 from tensorflow.python.eager import context
@@ -25,7 +28,51 @@ class CompiledSteps:
     2 CPU cores), and on CPU the validation graphs ran no slower without it (the convolutional VAE's 7.0-7.6 ms a
     batch against 7.9-8.5 ms). On a GPU its layout changes and fused kernels may speed the validation graph up, so
     it keeps them there.
+
+    A call given its number of steps (`fit`'s `steps_per_epoch` and `validation_steps`, `evaluate`'s and `predict`'s
+    `steps`) runs exactly that many: Keras 3 runs whole groups of `steps_per_execution` steps and so, on data that
+    outlasts them, `fit(..., steps_per_epoch=13)` trained 20 steps an epoch at 10 steps per call, `evaluate(...,
+    steps=3)` averaged 10 batches and `predict` returned 10. For such a call the steps per call are the largest
+    number up to `steps_per_execution` that divides every count given (1 when they are prime to it), and the
+    functions are traced again for it and for the calls after.
     """
+
+    def fit(self, *args, **kwargs):
+        arguments = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs).arguments
+        with self._whole_executions(arguments.get("steps_per_epoch"), arguments.get("validation_steps")):
+            return super().fit(*args, **kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        if is_fits_validation(kwargs):  # `fit` chose for its validation steps too
+            return super().evaluate(*args, **kwargs)
+        with self._whole_executions(inspect.signature(keras.Model.evaluate).bind(self, *args, **kwargs)
+                                    .arguments.get("steps")):
+            return super().evaluate(*args, **kwargs)
+
+    def predict(self, *args, **kwargs):
+        with self._whole_executions(inspect.signature(keras.Model.predict).bind(self, *args, **kwargs)
+                                    .arguments.get("steps")):
+            return super().predict(*args, **kwargs)
+
+    @contextlib.contextmanager
+    def _whole_executions(self, *step_counts):
+        """Inside, `steps_per_execution` divides each of `step_counts` that is given (not None)."""
+        counts = [count for count in step_counts if count]
+        compiled = self.steps_per_execution
+        steps = compiled if not counts else max(
+            divisor for divisor in range(1, compiled + 1) if math.gcd(*counts) % divisor == 0)
+        if steps == compiled:
+            yield
+            return
+        self._run_steps_per_execution(steps)
+        try:
+            yield
+        finally:
+            self._run_steps_per_execution(compiled)
+
+    def _run_steps_per_execution(self, steps):
+        self.steps_per_execution = steps
+        self.train_function = self.test_function = self.predict_function = None  # traced for another count
 
     def make_train_function(self, force=False):
         if self.train_function is not None and not force:

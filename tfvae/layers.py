@@ -34,7 +34,7 @@ class GaussianHead(keras.layers.Layer):
         units: the size `d` of the Gaussian (latent size for an encoder, data size for a decoder).
         mean_activation: an activation applied to `mu` only (for instance `"sigmoid"` for data in [0, 1], as the
             paper does for Frey Face); None keeps `mu` linear.
-        kernel_initializer: the initializer of both kernels.
+        kernel_initializer: the initializer of both kernels; a seeded one gives the log-variance head `seed + 1`.
         bias_initializer: the initializer of both biases.
         **kwargs: passed to `keras.layers.Layer`.
     """
@@ -51,17 +51,19 @@ class GaussianHead(keras.layers.Layer):
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.mean_dense = keras.layers.Dense(
             self.units, activation=self.mean_activation, name="mean", dtype=self.dtype_policy,
-            **self._new_initializers(),
+            **self._head_initializers(seed_offset=0),
         )
         self.logvar_dense = keras.layers.Dense(
-            self.units, name="logvar", dtype=self.dtype_policy, **self._new_initializers()
+            self.units, name="logvar", dtype=self.dtype_policy, **self._head_initializers(seed_offset=1)
         )
 
-    def _new_initializers(self):
-        # One instance per head: an unseeded Keras initializer instance draws the same values at each use, which
-        # would start both heads with the same kernel.
+    def _head_initializers(self, seed_offset):
+        # One instance per head: a Keras initializer instance draws the same values at each use, which would start
+        # both heads with the same kernel. For the same reason a seeded initializer's copy for the log-variance head
+        # draws from the next seed (`seed + 1`): one seed still makes the layer reproducible.
         return {
-            f"{part}_initializer": keras.initializers.get(keras.initializers.serialize(initializer))
+            f"{part}_initializer": keras.initializers.get(_with_seed_offset(keras.initializers.serialize(initializer),
+                                                                            seed_offset))
             for part, initializer in (("kernel", self.kernel_initializer), ("bias", self.bias_initializer))
         }
 
@@ -84,6 +86,18 @@ class GaussianHead(keras.layers.Layer):
             bias_initializer=keras.initializers.serialize(self.bias_initializer),
         )
         return config
+
+
+def _with_seed_offset(initializer_config, offset):
+    """A Keras initializer's serialized config with its seed (an int, or a `keras.random.SeedGenerator`'s) moved
+    by `offset`; unseeded initializers unchanged."""
+    config = dict(initializer_config, config=dict(initializer_config.get("config") or {}))
+    seed = config["config"].get("seed")
+    if isinstance(seed, int):
+        config["config"]["seed"] = seed + offset
+    elif isinstance(seed, dict) and isinstance(seed.get("config", {}).get("seed"), int):
+        config["config"]["seed"] = dict(seed, config=dict(seed["config"], seed=seed["config"]["seed"] + offset))
+    return config
 
 
 def distribution_of(tensor):

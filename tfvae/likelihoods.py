@@ -5,12 +5,17 @@ A likelihood reads the decoder's raw output (its *parameters*) and gives
 - `mean(params)`: the reconstruction, E[x|z];
 - `named_parameters(params)`: the parameters by name, as a SavedModel's `decode` signature returns them;
 - `params_size(data_size)`: how many outputs the decoder must have for data of `data_size` values;
-- `name`: a short name for messages and configs (`get_config()` too, to save a model that uses it).
+- `name`: a short name for messages and configs.
+
+A model that uses a likelihood saves it with `serialize`: tfvae's own by name, any other through Keras, which
+needs the likelihood to have `get_config()` and a class method `from_config(config)`, and its class to be registered
+with `@keras.saving.register_keras_serializable()`, so that loading finds it.
 
 Parameters computed in half precision (a `mixed_float16` decoder) are read in float32, so the reconstruction and
 the named parameters are float32, as the SavedModel signatures promise.
 """
 
+import keras
 import tensorflow as tf
 
 from tfvae import ops
@@ -85,8 +90,26 @@ LIKELIHOODS = {likelihood.name: likelihood for likelihood in (Bernoulli, Gaussia
 INTERFACE = ("name", "negative_log_likelihood", "mean", "named_parameters", "params_size")
 
 
+def serialize(likelihood):
+    """The config of `likelihood` that `get` turns back into it: `{"name": ...}` and the arguments for tfvae's own,
+    Keras' serialized form for any other.
+
+    Raises:
+        TypeError: for a likelihood of another class without `get_config()` and `from_config()`.
+    """
+    if type(likelihood) in LIKELIHOODS.values():
+        return likelihood.get_config()
+    if not (hasattr(likelihood, "get_config") and hasattr(likelihood, "from_config")):
+        raise TypeError(
+            f"The {type(likelihood).__name__} likelihood cannot be saved: give it get_config() and from_config() "
+            "and register its class with @keras.saving.register_keras_serializable(), so that loading finds it."
+        )
+    return keras.saving.serialize_keras_object(likelihood)
+
+
 def get(identifier):
-    """Returns a likelihood from a name (`"bernoulli"`, `"gaussian"`), a config dict, or a likelihood itself.
+    """Returns a likelihood from a name (`"bernoulli"`, `"gaussian"`), a config dict (of `serialize`), or a
+    likelihood itself.
 
     Any object with the attributes of `INTERFACE` is a likelihood (see this module's docstring), whether or not it
     derives from a class here.
@@ -94,10 +117,12 @@ def get(identifier):
     Raises:
         TypeError: for an object that is neither a name, a config dict nor a likelihood; the message names what
             it lacks.
-        ValueError: for an unknown name.
+        ValueError: for an unknown name, or a config dict without one.
     """
     if isinstance(identifier, str):
         identifier = {"name": identifier}
+    if isinstance(identifier, dict) and "class_name" in identifier:
+        return keras.saving.deserialize_keras_object(identifier)
     if not isinstance(identifier, dict):
         missing = [attribute for attribute in INTERFACE if not hasattr(identifier, attribute)]
         if missing:
@@ -107,6 +132,8 @@ def get(identifier):
             )
         return identifier
     config = dict(identifier)
+    if "name" not in config:
+        raise ValueError(f"A likelihood config needs a 'name' ({sorted(LIKELIHOODS)}), got {identifier}.")
     name = config.pop("name")
     if name not in LIKELIHOODS:
         raise ValueError(f"Unknown likelihood {name!r}; choose one of {sorted(LIKELIHOODS)}.")

@@ -43,7 +43,8 @@ class VAE(SeedState, CompiledSteps, validation.CheckedInputs, ArrayInputs, keras
             `networks.gaussian_mlp_encoder`, or a convolutional one with spatial latents).
         decoder: a Keras network from `z` to the likelihood's parameters (Bernoulli logits, or a Gaussian's
             `[mu, log sigma^2]`).
-        likelihood: `"bernoulli"`, `"gaussian"`, or a likelihood object from `tfvae.likelihoods`.
+        likelihood: `"bernoulli"`, `"gaussian"`, or a likelihood object (see `tfvae.likelihoods`; saving a model with
+            one of your own needs its class registered with Keras).
         beta: the weight of the KL term (1 gives the ELBO; other values a beta-VAE). It is a non-trainable variable,
             so a callback may change it between steps of a compiled `fit`.
         kl_warmup_steps: optimizer steps over which the KL weight rises linearly from 0 to `beta`; 0 for none.
@@ -69,10 +70,10 @@ class VAE(SeedState, CompiledSteps, validation.CheckedInputs, ArrayInputs, keras
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if min(kl_warmup_steps, free_bits, weight_decay) < 0:
+        if min(beta, kl_warmup_steps, free_bits, weight_decay) < 0:
             raise ValueError(
-                f"kl_warmup_steps, free_bits and weight_decay must be >= 0, got {kl_warmup_steps}, {free_bits} and "
-                f"{weight_decay}."
+                f"beta, kl_warmup_steps, free_bits and weight_decay must be >= 0, got {beta}, {kl_warmup_steps}, "
+                f"{free_bits} and {weight_decay}."
             )
         self.weight_decay = float(weight_decay)
         self.kl_warmup_steps = int(kl_warmup_steps)
@@ -210,8 +211,9 @@ class VAE(SeedState, CompiledSteps, validation.CheckedInputs, ArrayInputs, keras
         `on_train_batch_end` run once per execution, with the index of its first and its last batch, so the progress
         bar, `TensorBoard(update_freq=N)` and anything else counting batches move `STEPS_PER_EXECUTION` batches at a
         time; the logs they get are those of the group's last step. Epoch-level callbacks see no difference, and an
-        epoch's last group may be shorter (its last batch too: it is counted with its own size). An int passed by
-        the caller wins (1 for per-batch callbacks).
+        epoch's last group may be shorter (its last batch too: it is counted with its own size). A call given its
+        number of steps (`steps_per_epoch`, `steps`) runs exactly those, in groups that divide it (see
+        `keras_steps.CompiledSteps`). An int passed by the caller wins (1 for per-batch callbacks).
 
         `optimizer="adam"` is a `tfvae.optimizers.FusedAdam` with Keras' Adam defaults: Adam's steps in fewer ops.
         """
@@ -258,7 +260,7 @@ class VAE(SeedState, CompiledSteps, validation.CheckedInputs, ArrayInputs, keras
             **super().get_config(),
             "encoder": keras.saving.serialize_keras_object(self.encoder),
             "decoder": keras.saving.serialize_keras_object(self.decoder),
-            "likelihood": self.likelihood.get_config(),
+            "likelihood": likelihoods.serialize(self.likelihood),
             "beta": float(keras.ops.convert_to_numpy(self.beta)),
             "kl_warmup_steps": self.kl_warmup_steps,
             "free_bits": self.free_bits,

@@ -134,6 +134,9 @@ class TrainConfig:
                 raise ValueError(f"{field} must be at least 1, got {getattr(self, field)}.")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}.")
+        for field in ("beta", "kl_warmup_steps", "free_bits"):
+            if getattr(self, field) < 0:
+                raise ValueError(f"{field} must be >= 0, got {getattr(self, field)}.")
         size = data.parse_image_size(self.image_size)
         self.image_size = None if size is None else f"{size[0]}x{size[1]}"  # as config.json and the flag spell it
         data.check_channels(self.channels)

@@ -37,10 +37,13 @@ class CheckedInputs:
 def check_data(data, data_shape, *, role="x", unit_interval=None):
     """Checks NumPy data or a `tf.data.Dataset` against the model; raises `InputError` naming the problem and the fix.
 
-    For a dataset the static element spec is checked, and the values of its first batch.
+    For a `tf.data.Dataset` the static element spec is checked, and the values of its first batch; for a
+    `keras.utils.PyDataset` its first batch. Generators and other iterators are not checked: a batch read here would
+    be missing from training.
 
     Args:
-        data: a NumPy array (or anything `np.asarray` takes), a `tf.data.Dataset`, or None (nothing to check).
+        data: a NumPy array (or anything array-like: a tensor, nested lists, an object with `__array__`), a
+            `tf.data.Dataset`, a `keras.utils.PyDataset`, a generator, or None (nothing to check).
         data_shape: the shape of one example the encoder takes (None for an unknown size).
         role: how to call the data in messages (`"x"`, `"validation_data"`).
         unit_interval: None when any finite value will do; else values must be in [0, 1], and this says why in
@@ -57,17 +60,36 @@ def check_data(data, data_shape, *, role="x", unit_interval=None):
         first_batch = next(iter(data.take(1)), None)
         if first_batch is None:
             raise InputError(f"{role} is an empty dataset: there is nothing to train on.")
-        values = (first_batch[0] if isinstance(first_batch, tuple) else first_batch).numpy()
-        _check_values(values, f"the first batch of {role}", unit_interval)
+        _check_values(np.asarray(_examples_of(first_batch)), f"the first batch of {role}", unit_interval)
         return
+    if isinstance(data, keras.utils.PyDataset):
+        if data.num_batches != 0:  # None: infinite
+            _check_examples(_examples_of(data[0]), data_shape, f"the first batch of {role}", unit_interval)
+        return
+    if not _is_array_like(data):
+        return  # a generator or an iterator: Keras reads it, and reading a batch here would take it from training
     if (isinstance(data, tuple) or (role == "validation_data" and isinstance(data, list))) and data:
         data = data[0]  # validation_data given as (x,), (x, y) or (x, y, sample_weight), or the same as a list
+    _check_examples(data, data_shape, role, unit_interval)
+
+
+def _check_examples(data, data_shape, role, unit_interval):
     values = np.asarray(data)
     _check_dtype(values.dtype, role)
     if values.ndim == 0 or len(values) == 0:
         raise InputError(f"{role} holds no examples (shape {values.shape}): there is nothing to train on.")
     _check_shape(values.shape[1:], data_shape, role)
     _check_values(values, role, unit_interval)
+
+
+def _examples_of(batch):
+    """`x` of a batch given as `x` or as `(x, ...)`."""
+    return batch[0] if isinstance(batch, tuple) else batch
+
+
+def _is_array_like(data):
+    """Whether `data` holds its examples (an array, a tensor, nested lists) rather than yielding them."""
+    return isinstance(data, (np.ndarray, tf.Tensor, list, tuple)) or hasattr(data, "__array__")
 
 
 def _check_element_spec(spec, data_shape, role):
@@ -113,5 +135,5 @@ def _check_values(values, where, unit_interval):
     if unit_interval:
         low, high = values.min(), values.max()
         if low < 0 or high > 1:
-            eight_bit = " (8-bit pixels? Divide them by 255)" if high <= 255 and low >= 0 else ""
+            eight_bit = " (8-bit pixels? Divide them by 255)" if low >= 0 and 127 < high <= 255 else ""
             raise InputError(f"{where} has values in [{low:g}, {high:g}]{eight_bit}, but {unit_interval}.")

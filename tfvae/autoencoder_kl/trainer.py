@@ -250,5 +250,6 @@ def _as_model_range(x):
 
 
 def _as_data_range(x):
-    """The autoencoder's images, in [-1, 1], back in [0, 1]."""
-    return (tf.cast(x, "float32") + 1.0) / 2.0
+    """The autoencoder's images, in [-1, 1], back in [0, 1]; what a decoder puts outside is clipped, as diffusers'
+    image processor clamps its decoded images."""
+    return tf.clip_by_value((tf.cast(x, "float32") + 1.0) / 2.0, 0.0, 1.0)
