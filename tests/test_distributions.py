@@ -223,3 +223,19 @@ def test_noise_from_the_extreme_random_bits_is_finite_and_symmetric():
         assert np.isfinite(values).all() and np.abs(values).max() < 5.5
         np.testing.assert_allclose(values[:3], -values[::-1][:3], rtol=1e-5, atol=1e-6)
         assert values[0] < values[1] < values[2] < 0 < values[3] < values[4] < values[5]
+
+
+def test_numpy_params_become_the_tensor_part_of_the_distribution(rng):
+    """As TFP's distributions convert theirs: a `tf.function` taking the distribution traces once for all arrays."""
+    traces = []
+
+    @tf.function
+    def kl(distribution):
+        traces.append(distribution)
+        return distribution.kl()
+
+    for _ in range(3):
+        params = rng.normal(size=(2, 4)).astype(np.float32)
+        np.testing.assert_allclose(kl(DiagonalGaussian(params)), DiagonalGaussian(params).kl(), rtol=1e-6)
+    assert len(traces) == 1
+    assert len(tf.nest.flatten(DiagonalGaussian(params), expand_composites=True)) == 1

@@ -56,7 +56,7 @@ class DiagonalGaussian(tfd.MultivariateNormalDiag):
     ):
         parameters = dict(locals())
         with tf.name_scope(name) as name:
-            params = _as_float_params(params)
+            params = parameters["params"] = _as_float_params(params)  # a tensor part, whatever was given
             low, high = check_logvar_range(logvar_range)
             mean, logvar = tf.split(params, 2, axis=-1)
             self._loc = mean
