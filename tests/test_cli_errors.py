@@ -79,6 +79,9 @@ def results(tmp_path_factory):
         "bad value": (["train", "--config", write_json(files / "value.json", {"latent_size": 0})],
                       r"latent_size must be at least 1, got 0\.$"),
         "negative KL weight": ([*train, "--beta", "-1"], r"beta must be >= 0, got -1\.0\.$"),
+        "negative seed": ([*train, "--seed", "-1"], r"seed must be in \[0, 2\*\*32\), as NumPy's seeds are; got -1\.$"),
+        "pattern as model name": ([*train, "--model-name", "train-*"], r"model_name may hold letters, digits, .*"
+                                  r"got 'train-\*'\.$"),
         "unwritable run directory": ([*train, "--output-dir", str(files / "a_file" / "run")],
                                      r"a_file/run: Not a directory; choose a folder you can write to\.$"),
         "run directory in use": ([*train, "--output-dir", str(locked_run)],
@@ -100,7 +103,7 @@ def results(tmp_path_factory):
 
 
 def test_each_user_mistake_gives_one_line_and_exit_status_1(results):
-    assert len(results) == 15
+    assert len(results) == 17
     for case, (command, status, stderr, pattern) in results.items():
         lines = stderr.splitlines()
         assert status == 1 and len(lines) == 1, f"{case}: status {status}, stderr:\n{stderr}"

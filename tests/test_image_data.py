@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -49,6 +50,16 @@ def test_binary_integer_images_and_floats_are_kept(tmp_path, rng):
     floats = rng.random((4, 6, 6, 1)).astype(np.float32)
     np.save(tmp_path / "floats.npy", floats)
     np.testing.assert_array_equal(data.load_images(str(tmp_path / "floats.npy")), floats)
+
+
+def test_grayscale_arrays_are_resized_and_kept_gray_or_made_rgb(tmp_path, rng):
+    gray = rng.random((3, 8, 8, 1)).astype(np.float32)
+    np.save(tmp_path / "gray.npy", gray)
+    resized = data.open_images(str(tmp_path / "gray.npy"), image_size=4, channels=1).take()
+    assert resized.shape == (3, 4, 4, 1)
+    np.testing.assert_allclose(resized, tf.image.resize(gray, (4, 4), antialias=True), atol=1e-6)
+    rgb = data.open_images(str(tmp_path / "gray.npy"), channels=3).take()
+    np.testing.assert_array_equal(rgb, np.repeat(gray, 3, axis=-1))
 
 
 def test_values_outside_the_unit_interval_after_scaling_name_the_file(tmp_path):
@@ -295,6 +306,9 @@ def test_any_tfds_image_set_streams_in_colour(tmp_path):
 def test_unknown_names_and_unprepared_tfds_sets_are_reported(tmp_path):
     with pytest.raises(data.DataError, match="No data set or file named 'no_such_set'"):
         data.open_images("no_such_set")
+    for path in ("./no_such_folder", str(tmp_path / "missing" / "x.npz"), "~/no_such_folder/"):
+        with pytest.raises(data.DataError, match=f"^{re.escape(path)}: no such file or folder\\.$"):
+            data.open_images(path)
     with pytest.raises(data.DataError, match="'cifar10' is not prepared.*downloads are off"):
         data.open_images("cifar10", data_dir=str(tmp_path))
 

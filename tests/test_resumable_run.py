@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tfvae import VAE, networks
-from tfvae.resumable_run import LOGS, ResumableEarlyStopping, ResumableRun, newest_backup
+from tfvae.resumable_run import LOGS, BackupMismatchError, ResumableEarlyStopping, ResumableRun, newest_backup
 
 EPOCHS = 4
 
@@ -158,3 +158,30 @@ def test_early_stopping_counts_the_epochs_before_a_resume(tmp_path, rng):
     assert len(run.epochs) == 4 and [int(row["epoch"]) for row in read_csv(tmp_path / "history.csv")] == [0, 1, 2, 3]
     for restored, expected in zip(model.trainable_variables, weights[1], strict=True):
         np.testing.assert_array_equal(restored, expected)  # the best epoch's weights, from before the resume
+
+
+class CrashAtEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise Crash
+
+
+def test_a_backup_of_another_model_is_refused_and_says_what_to_do(tmp_path, rng):
+    data = (rng.random((32, 6)) < 0.5).astype(np.float32)
+
+    def fit_hidden(units, *callbacks):
+        model = VAE(networks.gaussian_mlp_encoder(6, 2, units), networks.bernoulli_mlp_decoder(2, 6, units), seed=0)
+        model.compile(keras.optimizers.Adam(0.05), jit_compile=False)
+        model.fit(data, epochs=3, batch_size=16, verbose=0, callbacks=[ResumableRun(str(tmp_path)), *callbacks])
+
+    with pytest.raises(Crash):
+        fit_hidden(8, CrashAtEpoch(1))
+    with pytest.raises(BackupMismatchError, match=r"epoch-1 holds another model than this run's \(its weights do not "
+                                                  r"fit: .*\)\. Resume with the settings it was trained with, or "
+                                                  r"remove .*backup to start over\.$"):
+        fit_hidden(9)
+    assert newest_backup(str(tmp_path / "backup")).endswith("epoch-1"), "the backup is kept"

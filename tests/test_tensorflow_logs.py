@@ -26,18 +26,24 @@ def test_the_command_decides_the_level(monkeypatch):
     assert tensorflow_logs.command_log_level(["/venv/bin/tfvae", "train", "-v"]) is None
     assert tensorflow_logs.command_log_level(["/venv/bin/tfvae", "--verbose", "evaluate"]) is None
     assert tensorflow_logs.command_log_level(["my_script.py", "train"]) is None, "a library user's program"
+    for module in ("tfvae", "tfvae.cli"):  # `argv[0]` is "-m" while the package imports
+        assert tensorflow_logs.command_log_level(["-m"], ["python3", "-m", module, "train"]) == 3
+        assert tensorflow_logs.command_log_level(["-m"], ["python3", "-m", module, "train", "-v"]) is None
+    assert tensorflow_logs.command_log_level(["-m"], ["python3", "-m", "pytest", "tests"]) is None
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")
     assert tensorflow_logs.command_log_level(["/venv/bin/tfvae", "train"]) == 1
 
 
-def run_tfvae(*arguments):
+def run_tfvae(*arguments, command=(TFVAE,)):
     env = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
-    return subprocess.run([TFVAE, *arguments], capture_output=True, text=True, timeout=300, env=env, check=True)
+    return subprocess.run([*command, *arguments], capture_output=True, text=True, timeout=300, env=env, check=True)
 
 
 def test_the_command_starts_quietly_and_verbose_shows_tensorflow_logs():
     quiet = run_tfvae("train", "--help")
     assert "--allow-signature-change" in quiet.stdout and quiet.stderr == ""
+    as_module = run_tfvae("train", "--help", command=(sys.executable, "-m", "tfvae"))
+    assert (as_module.stdout, as_module.stderr) == (quiet.stdout, "")
     verbose = run_tfvae("--version", "--verbose")
     assert verbose.stdout.strip() == f"tfvae {__version__}"
     assert "port.cc" in verbose.stderr or "cpu_feature_guard" in verbose.stderr, verbose.stderr

@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -97,3 +98,23 @@ def test_the_data_flags_are_train_config_fields():
         TrainConfig(image_size="64x")
     with pytest.raises(ValueError, match="channels must be 1 or 3"):
         TrainConfig(channels=4)
+
+
+def test_a_pattern_or_a_folder_with_spaces_names_the_model_with_what_a_model_name_can_hold():
+    for dataset, name in [("shards/train-*.tfrecord", "train"), ("My Photos/", "My_Photos"), ("faces.npz", "faces"),
+                          ("***", "images")]:
+        config = TrainConfig(dataset=dataset)
+        assert (config.model_name, config.output_dir) == (name, os.path.join("runs", name)), dataset
+
+
+def test_help_gives_each_default_once_and_none_for_options_without_one(capsys):
+    texts = {}
+    for command in ("train", "evaluate", "export"):
+        with pytest.raises(SystemExit):
+            cli.main([command, "--help"])
+        texts[command] = text = " ".join(capsys.readouterr().out.split())
+        assert "(default: None)" not in text and "(default: False)" not in text, command
+        assert not re.search(r"\(default: [^)]*\) \(default", text), command
+    assert "(default: 100)" in texts["train"] and "(default: 5000)" in texts["evaluate"], "defaults still show"
+    with pytest.raises(ValueError, match="norm_num_groups must be at least 1, got 0"):
+        TrainConfig(model="autoencoder_kl", norm_num_groups=0)

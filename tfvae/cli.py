@@ -20,6 +20,7 @@ from tfvae.data import CACHE_IN_MEMORY_BYTES, DataError, open_images, open_train
 from tfvae.evaluate import summarize
 from tfvae.export import SignatureChangeError, export_saved_model
 from tfvae.model import VAE
+from tfvae.resumable_run import BackupMismatchError
 from tfvae.run_lock import RunLockedError
 from tfvae.saving import ModelFileError, load_model
 from tfvae.training import (
@@ -100,8 +101,8 @@ CHOICES = {
     "precision": PRECISIONS,
 }
 USER_ERRORS = (
-    ConfigError, DataError, FileExistsError, InputError, ModelFileError, NonFiniteLossError, RunLockedError,
-    SignatureChangeError,
+    BackupMismatchError, ConfigError, DataError, FileExistsError, InputError, ModelFileError, NonFiniteLossError,
+    RunLockedError, SignatureChangeError,
 )
 # File-system errors that the user's machine causes, not tfvae: reported in one line like the USER_ERRORS.
 USER_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.ENOSPC, errno.EDQUOT,
@@ -170,7 +171,7 @@ def _build_parser(config_defaults):
         description="Train a VAE (by default the AEVB appendix-C Gaussian VAE on Frey Face, which ships with "
         "tfvae), keep its run directory (config, logs, checkpoints, summary PNG), and export a SavedModel for TF "
         "Serving. Killed mid-run, the same command resumes from the last finished epoch.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     train_parser.add_argument("--config", help="a run's config.json: repeat that run (flags given here win)")
     for field in dataclasses.fields(TrainConfig):
@@ -183,7 +184,7 @@ def _build_parser(config_defaults):
         "evaluate",
         parents=[logging],
         help="ELBO, KL per latent channel, active units and importance-weighted log-likelihood of a saved VAE",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     evaluate.add_argument("model", help="a .keras file saved by tfvae")
     evaluate.add_argument("--dataset", default="frey_face", help=TRAIN_FLAGS["dataset"])
@@ -199,7 +200,7 @@ def _build_parser(config_defaults):
     evaluate.add_argument("--batch-size", type=_positive_int, default=100, help="examples per step")
     evaluate.add_argument("--limit", type=_positive_int, help="evaluate only the first LIMIT examples")
     evaluate.add_argument("--binarize", action="store_true", help="binarize pixels once (seeded), as for training")
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the importance samples and of --binarize")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(run=_evaluate)
 
@@ -207,7 +208,7 @@ def _build_parser(config_defaults):
         "export",
         parents=[logging],
         help="export a saved .keras VAE or AutoencoderKL (a final model or a checkpoint) as a new SavedModel version",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     export.add_argument("model", help="a .keras file saved by tfvae (model.keras or the checkpoint best.keras)")
     export.add_argument("--model-dir", required=True, help="EXPORT_ROOT/MODEL_NAME; the version goes below it")
@@ -237,6 +238,16 @@ def _add_field_flag(parser, field):
     kind = {int: int, float: float}.get(field.type, str)
     parser.add_argument(flag, type=kind, default=field.default, choices=CHOICES.get(field.name),
                         help=TRAIN_FLAGS[field.name])
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds an option's default to its help, unless there is none to show (None, a flag that is off, a required
+    option) or the help already says what it is."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or action.required or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _train(args):

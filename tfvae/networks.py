@@ -12,6 +12,7 @@ import keras
 from tfvae.layers import GaussianHead
 
 PAPER_HIDDEN_UNITS = 200
+CONV_FILTERS = (32, 64)  # the convolutional encoder's widths, halving the image at each; the decoder's reversed
 
 
 def fan_in_uniform(fan_in):
@@ -157,7 +158,7 @@ def gaussian_mlp_decoder(
     )
 
 
-def conv_encoder(image_shape, latent_channels, filters=(32, 64), name="encoder"):
+def conv_encoder(image_shape, latent_channels, filters=CONV_FILTERS, name="encoder"):
     """q(z|x) with spatial latents: strided 3x3 convolutions, then `GaussianHead` at every position.
 
     Each convolution halves height and width, so the latent is `[h / 2^k, w / 2^k, latent_channels]` for `k` layers;
@@ -180,7 +181,7 @@ def conv_encoder(image_shape, latent_channels, filters=(32, 64), name="encoder")
     return keras.Sequential(layers, name=name)
 
 
-def conv_decoder(latent_shape, image_shape, likelihood="bernoulli", filters=(64, 32), mean_activation=None,
+def conv_decoder(latent_shape, image_shape, likelihood="bernoulli", filters=CONV_FILTERS[::-1], mean_activation=None,
                  name="decoder"):
     """p(x|z) for spatial latents: strided 3x3 transposed convolutions back to the image size, then the output head.
 

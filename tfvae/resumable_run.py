@@ -36,11 +36,16 @@ LOGS = "epochs.json"
 _BACKUP_PATTERN = re.compile(r"epoch-([0-9]+)")
 
 
+class BackupMismatchError(ValueError):
+    """A run directory's backup that the model being trained cannot resume from: another model made it."""
+
+
 class ResumableRun(keras.callbacks.Callback):
     """Backs up a run, writes its history and keeps its best model, every epoch; resumes from the newest backup.
 
     The backup folder is removed when training ends; a run stopped by an error or a kill keeps it, and a new `fit`
-    with this callback on the same run directory goes on from it.
+    with this callback on the same run directory goes on from it (raising `BackupMismatchError` when the model is
+    not the one the backup holds).
 
     Args:
         run_dir: the run directory; `backup/`, `history.csv`, `history.json` and `best.keras` go there.
@@ -66,7 +71,13 @@ class ResumableRun(keras.callbacks.Callback):
             return
         if not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
-        self.model.load_weights(os.path.join(backup, MODEL))
+        try:
+            self.model.load_weights(os.path.join(backup, MODEL))
+        except ValueError as error:  # Keras: "A total of N objects could not be loaded" (or a shape mismatch)
+            raise BackupMismatchError(
+                f"{backup} holds another model than this run's (its weights do not fit: {str(error).splitlines()[0]}). "
+                f"Resume with the settings it was trained with, or remove {self.backup_dir} to start over."
+            ) from error
         with open(os.path.join(backup, LOGS)) as file:
             self.epochs = json.load(file)
         self.model._initial_epoch = len(self.epochs)  # where Keras' `fit` starts, as `BackupAndRestore` sets it

@@ -17,6 +17,7 @@ import sys
 import tempfile
 
 COMMAND_NAME = "tfvae"
+COMMAND_MODULES = ("tfvae", "tfvae.cli")  # python -m tfvae, python -m tfvae.cli
 VERBOSE_FLAGS = ("-v", "--verbose")
 DEFAULT_LEVEL = 3
 SEVERITIES = "IWEF"  # TF_CPP_MIN_LOG_LEVEL 0 shows all of them, 1 from W, 2 from E, 3 only F
@@ -27,7 +28,7 @@ _BANNER = "WARNING: All log messages before absl::InitializeLog() is called are 
 
 def import_tensorflow():
     """Imports TensorFlow; in the `tfvae` command, with its start-up log lines filtered as the module says."""
-    level = command_log_level(sys.argv)
+    level = command_log_level(sys.argv, sys.orig_argv)
     if level is None or "tensorflow" in sys.modules:
         import tensorflow
         return
@@ -47,16 +48,29 @@ def import_tensorflow():
             sys.stderr.flush()
 
 
-def command_log_level(argv):
+def command_log_level(argv, orig_argv=()):
     """The `TF_CPP_MIN_LOG_LEVEL` the `tfvae` command runs with, or None to leave TensorFlow's logging alone.
 
-    None outside the `tfvae` command and with `-v`/`--verbose`; else the user's `TF_CPP_MIN_LOG_LEVEL` if it is a
-    level, else `DEFAULT_LEVEL`.
+    The command is the `tfvae` console script (`argv[0]`), or `python -m tfvae` or `python -m tfvae.cli` (seen in
+    the interpreter's own arguments, `orig_argv`: while the package imports, `argv[0]` is only `"-m"`). None outside
+    the command and with `-v`/`--verbose`; else the user's `TF_CPP_MIN_LOG_LEVEL` if it is a level, else
+    `DEFAULT_LEVEL`.
     """
-    if not argv or os.path.basename(argv[0]) != COMMAND_NAME or any(arg in VERBOSE_FLAGS for arg in argv[1:]):
+    arguments = _command_arguments(argv, orig_argv)
+    if arguments is None or any(arg in VERBOSE_FLAGS for arg in arguments):
         return None
     user_level = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "")
     return int(user_level) if user_level.isdigit() else DEFAULT_LEVEL
+
+
+def _command_arguments(argv, orig_argv):
+    """The arguments of the `tfvae` command when this process runs it, else None."""
+    if argv and os.path.basename(argv[0]) == COMMAND_NAME:
+        return argv[1:]
+    orig_argv = list(orig_argv)
+    if "-m" in orig_argv[:-1] and orig_argv[orig_argv.index("-m") + 1] in COMMAND_MODULES:
+        return orig_argv[orig_argv.index("-m") + 2:]
+    return None
 
 
 def filter_log_lines(text, level):

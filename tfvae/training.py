@@ -17,6 +17,7 @@ import csv
 import dataclasses
 import json
 import os
+import re
 import warnings
 
 import keras
@@ -30,7 +31,7 @@ from tfvae.autoencoder_kl.objective import RECONSTRUCTION_LOSSES
 from tfvae.export import SignatureChangeError, export_saved_model
 from tfvae.model import VAE
 from tfvae.optimizers import FusedAdam
-from tfvae.resumable_run import ResumableEarlyStopping, ResumableRun
+from tfvae.resumable_run import ResumableEarlyStopping, ResumableRun, newest_backup
 from tfvae.run_lock import RunLock
 from tfvae.validation import InputError
 
@@ -42,6 +43,7 @@ MODEL_FAMILIES = ("mlp", "conv", AUTOENCODER_KL)
 LIKELIHOODS = ("bernoulli", "gaussian")
 DIAGNOSTIC_EXAMPLES = 1000
 SUMMARY_EXAMPLES = 8
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _TYPE_NAMES = {
     int: "an integer", float: "a number", bool: "true or false", str: "a string", tuple: "a list of integers"
 }
@@ -121,7 +123,10 @@ class TrainConfig:
         if self.likelihood is None:
             self.likelihood = "gaussian" if self.dataset == "frey_face" else "bernoulli"
         if self.model_name is None:
-            self.model_name = os.path.splitext(os.path.basename(os.path.normpath(self.dataset)))[0]
+            self.model_name = _name_of(self.dataset)
+        if not _MODEL_NAME.fullmatch(self.model_name):
+            raise ValueError(f"model_name may hold letters, digits, '_', '.' and '-' (it names the model and its "
+                             f"folders), and must start with a letter or digit; got {self.model_name!r}.")
         if self.output_dir is None:
             self.output_dir = os.path.join("runs", self.model_name)
         _check_choice("jit_compile", self.jit_compile, JIT_COMPILE_CHOICES)
@@ -134,9 +139,11 @@ class TrainConfig:
                 raise ValueError(f"{field} must be at least 1, got {getattr(self, field)}.")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}.")
-        for field in ("beta", "kl_warmup_steps", "free_bits"):
+        for field in ("beta", "kl_warmup_steps", "free_bits", "early_stopping_patience"):
             if getattr(self, field) < 0:
                 raise ValueError(f"{field} must be >= 0, got {getattr(self, field)}.")
+        if not 0 <= self.seed < 2**32:
+            raise ValueError(f"seed must be in [0, 2**32), as NumPy's seeds are; got {self.seed}.")
         size = data.parse_image_size(self.image_size)
         self.image_size = None if size is None else f"{size[0]}x{size[1]}"  # as config.json and the flag spell it
         data.check_channels(self.channels)
@@ -226,7 +233,9 @@ def _run(config, strategy, chief):
             steps_per_execution=1 if config.strategy == "multiworker" else config.steps_per_execution,
         )
     run_dir = config.output_dir
-    config.to_json(os.path.join(run_dir, "config.json"))
+    config_path = os.path.join(run_dir, "config.json")
+    if newest_backup(os.path.join(run_dir, "backup")) is None:  # a resumed run keeps its backup's until it ends
+        config.to_json(config_path)
 
     def batches(images, training):
         # Training batches all have batch_size examples (a static shape: the train step compiles once); the
@@ -255,6 +264,7 @@ def _run(config, strategy, chief):
             verbose=config.verbose,
         )
     _report_skipped(train_images, validation_images)
+    config.to_json(config_path)
     history.history = read_history(os.path.join(run_dir, "history.csv"))
     trained = model.autoencoder if config.model == AUTOENCODER_KL else model
     saving.save_atomically(trained.save, os.path.join(run_dir, "model.keras"))
@@ -318,6 +328,7 @@ def build_model(config, image_shape):
         else:
             decoder = networks.gaussian_mlp_decoder(config.latent_size, size, config.hidden_units, mean_activation)
     else:
+        _check_conv_images(image_shape, config.dataset)
         encoder = networks.conv_encoder(image_shape, config.latent_size)
         latent_shape = encoder.output_shape[1:-1] + (config.latent_size,)
         decoder = networks.conv_decoder(latent_shape, image_shape, config.likelihood, mean_activation=mean_activation)
@@ -331,6 +342,20 @@ def build_model(config, image_shape):
         seed=config.seed,
         name=f"{config.model_name}_vae",
     )
+
+
+def _check_conv_images(image_shape, dataset):
+    """Raises `InputError` unless the convolutional VAE takes images of `image_shape`."""
+    if len(image_shape) != 3:
+        raise InputError(f"{dataset} holds rows of {image_shape[0]} values, not images: --model conv needs images "
+                         "[height, width, channels]; use --model mlp for rows.")
+    factor = 2 ** len(networks.CONV_FILTERS)
+    if image_shape[0] % factor or image_shape[1] % factor:
+        raise InputError(
+            f"The images are {image_shape[0]}x{image_shape[1]} pixels, but the convolutional VAE halves them "
+            f"{len(networks.CONV_FILTERS)} times: height and width must be divisible by {factor}. Resize them with "
+            "--image-size."
+        )
 
 
 def build_autoencoder_kl_trainer(config, image_shape):
@@ -470,10 +495,20 @@ def _has_type(value, field):
     return isinstance(value, field.type)
 
 
+def _name_of(dataset):
+    """A model name from a data set's name or path: the file or folder name without its extension, with what a model
+    name cannot hold (`*` of a pattern, spaces) made `_` (`shards/train-*.tfrecord` -> `train`, `My Photos` ->
+    `My_Photos`)."""
+    stem = os.path.splitext(os.path.basename(os.path.normpath(dataset)))[0]
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("_.-") or "images"
+
+
 def _check_autoencoder_kl(config):
     _check_choice("reconstruction_loss", config.reconstruction_loss, RECONSTRUCTION_LOSSES)
-    if not config.block_out_channels or min(config.block_out_channels) < 1 or config.norm_num_groups < 1:
+    if not config.block_out_channels or min(config.block_out_channels) < 1:
         raise ValueError(f"block_out_channels must be positive widths, got {config.block_out_channels}.")
+    if config.norm_num_groups < 1:
+        raise ValueError(f"norm_num_groups must be at least 1, got {config.norm_num_groups}.")
     if any(channels % config.norm_num_groups for channels in config.block_out_channels):
         raise ValueError(
             f"Every entry of block_out_channels {config.block_out_channels} must be divisible by norm_num_groups "

@@ -6,7 +6,13 @@ import numpy as np
 
 
 def as_images(values, image_shape):
-    """Model outputs or inputs `[N, ...]` as `[N, *image_shape]` images, clipped to [0, 1] for display."""
+    """Model outputs or inputs `[N, ...]` as `[N, *image_shape]` images, clipped to [0, 1] for display.
+
+    Examples that are flat rows of `D` values (`image_shape` is `(D,)`) are shown as strips one pixel high,
+    `[N, 1, D, 1]`.
+    """
+    if len(image_shape) == 1:
+        image_shape = (1, image_shape[0], 1)
     return np.clip(np.asarray(values), 0.0, 1.0).reshape(-1, *image_shape)
 
 

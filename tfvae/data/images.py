@@ -245,9 +245,11 @@ def _open_tfds(name, split, holdout, options):
 
     from tfvae import frey_face  # noqa: F401  (registers the frey_face builder)
 
+    if _looks_like_a_path(name):
+        raise DataError(f"{name}: no such file or folder.")
     try:
         builder = tfds.builder(name, data_dir=options.data_dir)
-    except tfds.core.registered.DatasetNotFoundError as error:
+    except (tfds.core.registered.DatasetNotFoundError, ValueError) as error:  # ValueError: not a tfds name at all
         raise DataError(f"No data set or file named {name!r}: not a path, and not a tfds data set (such as "
                         f"{', '.join(IN_MEMORY_TFDS)} or cifar10). {_LOCAL_HELP}") from error
 
@@ -266,6 +268,13 @@ def _open_tfds(name, split, holdout, options):
     if holdout is None:
         return streamed_split(split)
     return tuple(map(streamed_split, _tfds_parts(split, holdout[0], builder.info.splits)))
+
+
+def _looks_like_a_path(name):
+    """Whether `name` can only be a path (`/x`, `./x`, `~/x`, `x.npz`), not a tfds name (`mnist`,
+    `mnist_corrupted/shot_noise:1.0.0`)."""
+    suffixes = (*arrays.ARRAY_SUFFIXES, *sources.TFRECORD_SUFFIXES)
+    return name.startswith(("/", ".", "~", os.sep)) or os.path.splitext(name)[1] in suffixes
 
 
 def _tfds_parts(split, fraction, splits):

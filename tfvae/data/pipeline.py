@@ -231,11 +231,15 @@ def to_channels(image, channels):
 
     Gray to RGB repeats the channel; RGB to gray is `tf.image.rgb_to_grayscale` (ITU-R 601 weights).
     """
-    gray = tf.shape(image)[-1] < 3
     if channels == 1:
-        converted = tf.cond(gray, lambda: image[..., :1], lambda: tf.image.rgb_to_grayscale(image[..., :3]))
+        from_gray, from_color = lambda: image[..., :1], lambda: tf.image.rgb_to_grayscale(image[..., :3])
     else:
-        converted = tf.cond(gray, lambda: tf.tile(image[..., :1], [1, 1, 3]), lambda: image[..., :3])
+        from_gray, from_color = lambda: tf.tile(image[..., :1], [1, 1, 3]), lambda: image[..., :3]
+    known = image.shape[-1]
+    if known is None:
+        converted = tf.cond(tf.shape(image)[-1] < 3, from_gray, from_color)
+    else:  # one branch: `tf.cond` builds both, and the RGB one cannot be built on one channel
+        converted = from_gray() if known < 3 else from_color()
     return tf.ensure_shape(converted, [None, None, channels])
 
 
