@@ -92,8 +92,8 @@ def test_generators_and_py_datasets_train_and_a_bad_py_dataset_fails_first(rng):
 
     model.fit(batches(), steps_per_epoch=3, epochs=1, verbose=0)  # a generator is Keras' to read: not checked
     assert int(model.optimizer.iterations) == 3
-    model.fit(Batches([good_data(rng, count=8)] * 2), validation_data=Batches([(good_data(rng, count=8),)]),
-              epochs=1, verbose=0)
+    model.fit(Batches([good_data(rng, count=8)] * 2), validation_data=Batches([[good_data(rng, count=8)]]),
+              epochs=1, verbose=0)  # a batch as a list is (x,) too
     assert int(model.optimizer.iterations) == 5
     with pytest.raises(InputError, match=r"^the first batch of x has examples of shape \(4, 4\)"):
         model.fit(Batches([good_data(rng, count=8).reshape(8, 4, 4)]), epochs=1, verbose=0)

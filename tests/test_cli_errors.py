@@ -79,7 +79,7 @@ def results(tmp_path_factory):
         "bad value": (["train", "--config", write_json(files / "value.json", {"latent_size": 0})],
                       r"latent_size must be at least 1, got 0\.$"),
         "negative KL weight": ([*train, "--beta", "-1"], r"beta must be >= 0, got -1\.0\.$"),
-        "negative seed": ([*train, "--seed", "-1"], r"seed must be in \[0, 2\*\*32\), as NumPy's seeds are; got -1\.$"),
+        "negative seed": ([*train, "--seed", "-1"], r"seed must be in \[0, 2\*\*31\), got -1\.$"),
         "pattern as model name": ([*train, "--model-name", "train-*"], r"model_name may hold letters, digits, .*"
                                   r"got 'train-\*'\.$"),
         "unwritable run directory": ([*train, "--output-dir", str(files / "a_file" / "run")],

@@ -128,8 +128,30 @@ def test_a_given_number_of_steps_runs_exactly_those_steps(rng):
                                np.mean(model.encode(x[:24]).kl()), rtol=1e-5)
     assert model.predict(batches, steps=3, verbose=0).shape == (24, DATA_SIZE)
     assert model.steps_per_execution == STEPS_PER_EXECUTION, "the compiled count is back for the calls after"
-    model.fit(batches, steps_per_epoch=20, epochs=1, verbose=0)
-    assert int(model.optimizer.iterations) == 46
+    calls = CountCalls(lambda model: model.evaluate(batches, steps=3, verbose=0))
+    model.fit(batches, steps_per_epoch=20, epochs=2, validation_steps=3, callbacks=[calls], verbose=0)
+    assert int(model.optimizer.iterations) == 66
+    assert calls.train_calls == [2, 2], "10 steps a call: validation_steps without validation data do not count"
+    train_function = model.train_function
+    model.evaluate(batches, steps=3, verbose=0)
+    assert model.train_function is train_function, "functions traced for the compiled count are kept"
+
+
+class CountCalls(keras.callbacks.Callback):
+    """Counts the train function's calls in each epoch, and calls `at_epoch_end(model)` at each epoch's end."""
+
+    def __init__(self, at_epoch_end):
+        super().__init__()
+        self.at_epoch_end, self.train_calls = at_epoch_end, []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.train_calls.append(0)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.train_calls[-1] += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.at_epoch_end(self.model)
 
 
 def test_training_batches_have_one_static_size(tmp_path, rng):

@@ -18,6 +18,19 @@ def test_gaussian_head_has_two_distinct_dense_layers(rng):
     np.testing.assert_allclose(params[:, 3:], h @ w5 + b5, rtol=1e-5, atol=1e-6)
 
 
+@keras.saving.register_keras_serializable(package="tests")
+def small_uniform(shape, dtype=None):
+    return keras.random.uniform(shape, -0.1, 0.1, dtype=dtype)
+
+
+def test_a_function_initializer_still_initializes_both_heads():
+    head = GaussianHead(3, kernel_initializer=small_uniform)
+    head.build((None, 4))
+    for dense in (head.mean_dense, head.logvar_dense):
+        assert 0 < np.abs(dense.kernel.numpy()).max() <= 0.1
+    assert GaussianHead.from_config(head.get_config()).units == 3
+
+
 @pytest.mark.parametrize("seed", [1, "seed generator"])
 def test_a_seeded_initializer_starts_the_two_heads_apart_and_the_same_in_every_build(seed):
     def head():

@@ -30,6 +30,8 @@ def test_the_command_decides_the_level(monkeypatch):
         assert tensorflow_logs.command_log_level(["-m"], ["python3", "-m", module, "train"]) == 3
         assert tensorflow_logs.command_log_level(["-m"], ["python3", "-m", module, "train", "-v"]) is None
     assert tensorflow_logs.command_log_level(["-m"], ["python3", "-m", "pytest", "tests"]) is None
+    assert tensorflow_logs.command_log_level(["my_script.py", "-m", "tfvae"],
+                                             ["python3", "my_script.py", "-m", "tfvae"]) is None
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")
     assert tensorflow_logs.command_log_level(["/venv/bin/tfvae", "train"]) == 1
 

@@ -116,5 +116,9 @@ def test_help_gives_each_default_once_and_none_for_options_without_one(capsys):
         assert "(default: None)" not in text and "(default: False)" not in text, command
         assert not re.search(r"\(default: [^)]*\) \(default", text), command
     assert "(default: 100)" in texts["train"] and "(default: 5000)" in texts["evaluate"], "defaults still show"
-    with pytest.raises(ValueError, match="norm_num_groups must be at least 1, got 0"):
+    assert re.search(r"--seed SEED [^(]*\(default: 0\)", texts["train"]), "zero is a default to show"
+
+
+def test_a_norm_num_groups_of_zero_is_named():
+    with pytest.raises(ValueError, match="^norm_num_groups must be at least 1, got 0"):
         TrainConfig(model="autoencoder_kl", norm_num_groups=0)

@@ -31,6 +31,7 @@ from tfvae.training import (
     STRATEGIES,
     ConfigError,
     TrainConfig,
+    check_seed,
     monitored_metric,
     train,
 )
@@ -200,7 +201,7 @@ def _build_parser(config_defaults):
     evaluate.add_argument("--batch-size", type=_positive_int, default=100, help="examples per step")
     evaluate.add_argument("--limit", type=_positive_int, help="evaluate only the first LIMIT examples")
     evaluate.add_argument("--binarize", action="store_true", help="binarize pixels once (seeded), as for training")
-    evaluate.add_argument("--seed", type=int, default=0, help="seed of the importance samples and of --binarize")
+    evaluate.add_argument("--seed", type=_seed, default=0, help="seed of the importance samples and of --binarize")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(run=_evaluate)
 
@@ -226,6 +227,13 @@ def _positive_int(text):
     return int(text)
 
 
+def _seed(text):
+    try:
+        return check_seed(int(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
 def _add_field_flag(parser, field):
     flag = "--" + field.name.replace("_", "-")
     if field.type is bool:
@@ -245,7 +253,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     option) or the help already says what it is."""
 
     def _get_help_string(self, action):
-        if action.default in (None, False) or action.required or "default" in (action.help or ""):
+        if action.default is None or action.default is False or action.required or "default" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
 

@@ -29,34 +29,36 @@ class CompiledSteps:
     batch against 7.9-8.5 ms). On a GPU its layout changes and fused kernels may speed the validation graph up, so
     it keeps them there.
 
-    A call given its number of steps (`fit`'s `steps_per_epoch` and `validation_steps`, `evaluate`'s and `predict`'s
-    `steps`) runs exactly that many: Keras 3 runs whole groups of `steps_per_execution` steps and so, on data that
-    outlasts them, `fit(..., steps_per_epoch=13)` trained 20 steps an epoch at 10 steps per call, `evaluate(...,
-    steps=3)` averaged 10 batches and `predict` returned 10. For such a call the steps per call are the largest
-    number up to `steps_per_execution` that divides every count given (1 when they are prime to it), and the
-    functions are traced again for it and for the calls after.
+    A call given its number of steps (`fit`'s `steps_per_epoch` and, with validation data, `validation_steps`;
+    `evaluate`'s and `predict`'s `steps`) runs exactly that many: Keras 3 runs whole groups of `steps_per_execution`
+    steps and so, on data that outlasts them, `fit(..., steps_per_epoch=13)` trained 20 steps an epoch at 10 steps
+    per call, `evaluate(..., steps=3)` averaged 10 batches and `predict` returned 10. Such a call runs the largest
+    number of steps per call up to `steps_per_execution` that divides every count given (1 when they share no
+    divisor with it), with functions traced for it; the functions of the compiled count are kept for the calls
+    after, and for the rest of a `fit` whose callback made such a call.
     """
 
     def fit(self, *args, **kwargs):
-        arguments = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs).arguments
-        with self._whole_executions(arguments.get("steps_per_epoch"), arguments.get("validation_steps")):
+        arguments = bound_arguments(keras.Model.fit, self, args, kwargs)
+        validated = arguments.get("validation_data") is not None or arguments.get("validation_split")
+        with self._whole_executions(arguments.get("steps_per_epoch"),
+                                    arguments.get("validation_steps") if validated else None):
             return super().fit(*args, **kwargs)
 
     def evaluate(self, *args, **kwargs):
         if is_fits_validation(kwargs):  # `fit` chose for its validation steps too
             return super().evaluate(*args, **kwargs)
-        with self._whole_executions(inspect.signature(keras.Model.evaluate).bind(self, *args, **kwargs)
-                                    .arguments.get("steps")):
+        with self._whole_executions(bound_arguments(keras.Model.evaluate, self, args, kwargs).get("steps")):
             return super().evaluate(*args, **kwargs)
 
     def predict(self, *args, **kwargs):
-        with self._whole_executions(inspect.signature(keras.Model.predict).bind(self, *args, **kwargs)
-                                    .arguments.get("steps")):
+        with self._whole_executions(bound_arguments(keras.Model.predict, self, args, kwargs).get("steps")):
             return super().predict(*args, **kwargs)
 
     @contextlib.contextmanager
     def _whole_executions(self, *step_counts):
-        """Inside, `steps_per_execution` divides each of `step_counts` that is given (not None)."""
+        """Inside, `steps_per_execution` divides each of `step_counts` that is given (not None), and the functions
+        are traced for it; afterwards the count and the functions are those from before."""
         counts = [count for count in step_counts if count]
         compiled = self.steps_per_execution
         steps = compiled if not counts else max(
@@ -64,15 +66,15 @@ class CompiledSteps:
         if steps == compiled:
             yield
             return
-        self._run_steps_per_execution(steps)
+        functions = self.train_function, self.test_function, self.predict_function
+        self.steps_per_execution = steps
+        self.train_function = self.test_function = self.predict_function = None
         try:
             yield
         finally:
-            self._run_steps_per_execution(compiled)
-
-    def _run_steps_per_execution(self, steps):
-        self.steps_per_execution = steps
-        self.train_function = self.test_function = self.predict_function = None  # traced for another count
+            if self.steps_per_execution == steps:  # not compiled again meanwhile
+                self.steps_per_execution = compiled
+                self.train_function, self.test_function, self.predict_function = functions
 
     def make_train_function(self, force=False):
         if self.train_function is not None and not force:
@@ -125,6 +127,11 @@ def _called_without_grappler(function):
             return function(*args, **kwargs)
 
     return call
+
+
+def bound_arguments(method, model, args, kwargs):
+    """The arguments of a call `model.method(*args, **kwargs)` of a `keras.Model` method, by name."""
+    return inspect.signature(method).bind(model, *args, **kwargs).arguments
 
 
 def is_fits_validation(evaluate_kwargs):

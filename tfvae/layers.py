@@ -91,7 +91,9 @@ class GaussianHead(keras.layers.Layer):
 def _with_seed_offset(initializer_config, offset):
     """A Keras initializer's serialized config with its seed (an int, or a `keras.random.SeedGenerator`'s) moved
     by `offset`; unseeded initializers unchanged."""
-    config = dict(initializer_config, config=dict(initializer_config.get("config") or {}))
+    if not isinstance(initializer_config.get("config"), dict):  # a function, or an initializer without arguments
+        return initializer_config
+    config = dict(initializer_config, config=dict(initializer_config["config"]))
     seed = config["config"].get("seed")
     if isinstance(seed, int):
         config["config"]["seed"] = seed + offset

@@ -44,7 +44,7 @@ class VAE(SeedState, CompiledSteps, validation.CheckedInputs, ArrayInputs, keras
         decoder: a Keras network from `z` to the likelihood's parameters (Bernoulli logits, or a Gaussian's
             `[mu, log sigma^2]`).
         likelihood: `"bernoulli"`, `"gaussian"`, or a likelihood object (see `tfvae.likelihoods`; saving a model with
-            one of your own needs its class registered with Keras).
+            one of your own needs its `get_config()`, `from_config()` and its class registered with Keras).
         beta: the weight of the KL term (1 gives the ELBO; other values a beta-VAE). It is a non-trainable variable,
             so a callback may change it between steps of a compiled `fit`.
         kl_warmup_steps: optimizer steps over which the KL weight rises linearly from 0 to `beta`; 0 for none.

@@ -142,8 +142,7 @@ class TrainConfig:
         for field in ("beta", "kl_warmup_steps", "free_bits", "early_stopping_patience"):
             if getattr(self, field) < 0:
                 raise ValueError(f"{field} must be >= 0, got {getattr(self, field)}.")
-        if not 0 <= self.seed < 2**32:
-            raise ValueError(f"seed must be in [0, 2**32), as NumPy's seeds are; got {self.seed}.")
+        check_seed(self.seed)
         size = data.parse_image_size(self.image_size)
         self.image_size = None if size is None else f"{size[0]}x{size[1]}"  # as config.json and the flag spell it
         data.check_channels(self.channels)
@@ -347,8 +346,8 @@ def build_model(config, image_shape):
 def _check_conv_images(image_shape, dataset):
     """Raises `InputError` unless the convolutional VAE takes images of `image_shape`."""
     if len(image_shape) != 3:
-        raise InputError(f"{dataset} holds rows of {image_shape[0]} values, not images: --model conv needs images "
-                         "[height, width, channels]; use --model mlp for rows.")
+        raise InputError(f"{dataset} holds examples of shape {tuple(image_shape)}, not images: --model conv needs "
+                         "images [height, width, channels]; use --model mlp for other data.")
     factor = 2 ** len(networks.CONV_FILTERS)
     if image_shape[0] % factor or image_shape[1] % factor:
         raise InputError(
@@ -493,6 +492,14 @@ def _has_type(value, field):
     if field.type is tuple:
         return isinstance(value, list) and all(isinstance(item, int) and not isinstance(item, bool) for item in value)
     return isinstance(value, field.type)
+
+
+def check_seed(seed):
+    """Returns `seed`, raising ValueError unless it is in [0, 2**31): a seed NumPy, Keras and TensorFlow's int32
+    seed tensors all take."""
+    if not 0 <= seed < 2**31:
+        raise ValueError(f"seed must be in [0, 2**31), got {seed}.")
+    return seed
 
 
 def _name_of(dataset):

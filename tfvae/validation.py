@@ -1,12 +1,10 @@
 """Checks of the data a model is given, made before any training step so that bad input fails at once and clearly."""
 
-import inspect
-
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae.keras_steps import is_fits_validation
+from tfvae.keras_steps import bound_arguments, is_fits_validation
 
 
 class InputError(ValueError):
@@ -23,7 +21,7 @@ class CheckedInputs:
     """
 
     def fit(self, *args, **kwargs):
-        arguments = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs).arguments
+        arguments = bound_arguments(keras.Model.fit, self, args, kwargs)
         self.check_data(arguments.get("x"))
         self.check_data(arguments.get("validation_data"), role="validation_data")
         return super().fit(*args, **kwargs)
@@ -60,11 +58,13 @@ def check_data(data, data_shape, *, role="x", unit_interval=None):
         first_batch = next(iter(data.take(1)), None)
         if first_batch is None:
             raise InputError(f"{role} is an empty dataset: there is nothing to train on.")
-        _check_values(np.asarray(_examples_of(first_batch)), f"the first batch of {role}", unit_interval)
+        examples = keras.utils.unpack_x_y_sample_weight(first_batch)[0]
+        _check_values(np.asarray(examples), f"the first batch of {role}", unit_interval)
         return
     if isinstance(data, keras.utils.PyDataset):
         if data.num_batches != 0:  # None: infinite
-            _check_examples(_examples_of(data[0]), data_shape, f"the first batch of {role}", unit_interval)
+            examples = keras.utils.unpack_x_y_sample_weight(data[0])[0]
+            _check_examples(examples, data_shape, f"the first batch of {role}", unit_interval)
         return
     if not _is_array_like(data):
         return  # a generator or an iterator: Keras reads it, and reading a batch here would take it from training
@@ -80,11 +80,6 @@ def _check_examples(data, data_shape, role, unit_interval):
         raise InputError(f"{role} holds no examples (shape {values.shape}): there is nothing to train on.")
     _check_shape(values.shape[1:], data_shape, role)
     _check_values(values, role, unit_interval)
-
-
-def _examples_of(batch):
-    """`x` of a batch given as `x` or as `(x, ...)`."""
-    return batch[0] if isinstance(batch, tuple) else batch
 
 
 def _is_array_like(data):
