@@ -64,6 +64,10 @@ def results(tmp_path_factory):
              "--export-root", str(files / "exports")]
     cases = {  # name: (argv, the line's pattern[, file size limit])
         "missing model": (["evaluate", str(files / "missing.keras")], r"missing\.keras: no such model file\.$"),
+        "model folder": (["evaluate", str(files)], r"files\d* is a folder; give a model file in it, such as "
+                         r".*files\d*/model\.keras\.$"),
+        "run directory is a file": ([*train, "--output-dir", str(files / "a_file")],
+                                    r"a_file: File exists; choose a folder you can write to\.$"),
         "junk model": (["evaluate", str(files / "junk.keras")], r"junk\.keras is not a \.keras archive"),
         "not a VAE": (["export", str(files / "dense.keras"), "--model-dir", str(files / "x")],
                       r"dense\.keras holds a Sequential, not a tfvae\.VAE, tfvae\.AutoencoderKL or "
@@ -103,7 +107,7 @@ def results(tmp_path_factory):
 
 
 def test_each_user_mistake_gives_one_line_and_exit_status_1(results):
-    assert len(results) == 17
+    assert len(results) == 19
     for case, (command, status, stderr, pattern) in results.items():
         lines = stderr.splitlines()
         assert status == 1 and len(lines) == 1, f"{case}: status {status}, stderr:\n{stderr}"

@@ -106,8 +106,8 @@ USER_ERRORS = (
     RunLockedError, SignatureChangeError,
 )
 # File-system errors that the user's machine causes, not tfvae: reported in one line like the USER_ERRORS.
-USER_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.ENOSPC, errno.EDQUOT,
-               errno.EFBIG}
+USER_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOSPC,
+               errno.EDQUOT, errno.EFBIG}
 DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 INTERRUPTED_STATUS = 130  # 128 + SIGINT, as shells report a process that Ctrl-C ended
 
@@ -118,12 +118,12 @@ def main(argv=None):
         return _run_command(argv)
     except KeyboardInterrupt as interrupt:
         message, status = str(interrupt) or "interrupted.", INTERRUPTED_STATUS
+    except OSError as error:  # before USER_ERRORS: a FileExistsError of the file system has its errno
+        if error.errno not in USER_ERRNOS and not isinstance(error, USER_ERRORS):
+            raise
+        message, status = (_describe_os_error(error) if error.errno else str(error)), 1
     except USER_ERRORS as error:
         message, status = str(error), 1
-    except OSError as error:
-        if error.errno not in USER_ERRNOS:
-            raise
-        message, status = _describe_os_error(error), 1
     command = next((arg for arg in argv if not arg.startswith("-")), None)
     print(f"tfvae {command}: {message}" if command else f"tfvae: {message}", file=sys.stderr)
     return status

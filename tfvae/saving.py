@@ -79,6 +79,9 @@ def load_model(path, kinds=(VAE,)):
         ModelFileError: for a missing file, a file that is not a `.keras` archive, or an archive that Keras cannot
             load as one of `kinds`.
     """
+    if os.path.isdir(path):
+        example = os.path.join(path, "model.keras")
+        raise ModelFileError(f"{path} is a folder; give a model file in it, such as {example}.")
     if not os.path.isfile(path):
         raise ModelFileError(f"{path}: no such model file.")
     if not zipfile.is_zipfile(path):
@@ -90,5 +93,10 @@ def load_model(path, kinds=(VAE,)):
     if not isinstance(model, kinds):
         names = [f"tfvae.{kind.__name__}" for kind in kinds]
         expected = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
-        raise ModelFileError(f"{path} holds a {type(model).__name__}, not a {expected}.")
+        raise ModelFileError(f"{path} holds {_with_article(type(model).__name__)}, not {_with_article(expected)}.")
     return model
+
+
+def _with_article(name):
+    """`name` after "a", or "an" before a vowel (`an AutoencoderKLTrainer`)."""
+    return f"{'an' if name.removeprefix('tfvae.')[:1].lower() in 'aeiou' else 'a'} {name}"
