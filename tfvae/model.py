@@ -201,9 +201,12 @@ class VAE(SeedState, CompiledSteps, validation.CheckedInputs, ArrayInputs, keras
         """`keras.Model.compile`, with defaults chosen for speed.
 
         `jit_compile="auto"` means XLA unless a `tf.distribute` strategy is active. Keras' own "auto" turns XLA off
-        on CPU-only machines. For this model XLA is faster on CPU too: in one run of `scripts/benchmark.py` on 2
-        cores (784-500-20, batch 100) `fit` trained 8,205 examples/s with XLA against 7,760 without. Under a
-        strategy XLA stays off, as Keras requires there.
+        on CPU-only machines. At one step per call XLA was the faster on CPU too (one run of `scripts/benchmark.py`
+        on 2 cores, 784-500-20, batch 100: 8,205 examples/s against 7,760); at 10 steps per call the graph was
+        (two paired runs: 15,641 and 16,628 against 13,361 and 15,124; at batch 1000 21,106 against 20,654), and
+        it starts sooner, without XLA's compilation. XLA stays the default so that a model trains the same way on
+        CPU, GPU and TPU; `jit_compile=False` is the faster choice on a CPU. Under a strategy XLA stays off, as
+        Keras requires there.
 
         `steps_per_execution="auto"` runs `STEPS_PER_EXECUTION` train steps per call into TensorFlow instead of
         Keras' one: the Python work of each call (callbacks, fetching the logs) is then paid once per
