@@ -160,16 +160,6 @@ def test_early_stopping_counts_the_epochs_before_a_resume(tmp_path, rng):
         np.testing.assert_array_equal(restored, expected)  # the best epoch's weights, from before the resume
 
 
-class CrashAtEpoch(keras.callbacks.Callback):
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise Crash
-
-
 def test_a_backup_of_another_model_is_refused_and_says_what_to_do(tmp_path, rng):
     data = (rng.random((32, 6)) < 0.5).astype(np.float32)
 
@@ -179,7 +169,7 @@ def test_a_backup_of_another_model_is_refused_and_says_what_to_do(tmp_path, rng)
         model.fit(data, epochs=3, batch_size=16, verbose=0, callbacks=[ResumableRun(str(tmp_path)), *callbacks])
 
     with pytest.raises(Crash):
-        fit_hidden(8, CrashAtEpoch(1))
+        fit_hidden(8, CrashAtEpochEnd(0))  # after the run's backup of epoch 1
     with pytest.raises(BackupMismatchError, match=r"epoch-1 holds another model than this run's \(its weights do not "
                                                   r"fit: .*\)\. Resume with the settings it was trained with, or "
                                                   r"remove .*backup to start over\.$"):
