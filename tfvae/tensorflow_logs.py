@@ -67,11 +67,11 @@ def _command_arguments(argv, orig_argv):
     """The arguments of the `tfvae` command when this process runs it, else None."""
     if argv and os.path.basename(argv[0]) == COMMAND_NAME:
         return argv[1:]
-    if argv[:1] != ["-m"]:  # the interpreter runs neither a module (-m) nor the console script
-        return None
     orig_argv = list(orig_argv)
+    if argv[:1] != ["-m"] or "-m" not in orig_argv[:-1]:  # neither the console script nor a module (-m) runs
+        return None
     module = orig_argv.index("-m") + 1  # the interpreter's own -m: its options come before the module
-    return orig_argv[module + 1:] if orig_argv[module:module + 1] and orig_argv[module] in COMMAND_MODULES else None
+    return orig_argv[module + 1:] if orig_argv[module] in COMMAND_MODULES else None
 
 
 def filter_log_lines(text, level):
