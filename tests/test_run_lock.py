@@ -30,12 +30,16 @@ def test_one_holder_at_a_time_and_a_dead_holder_is_taken_over(tmp_path):
         assert read_holder(str(tmp_path / "run" / LOCK_NAME)) == {"pid": os.getpid(), "host": here}
         with pytest.raises(RunLockedError, match=f"in use by another run \\(pid {os.getpid()} on {here}"):
             RunLock(str(tmp_path / "run")).__enter__()
-    assert not (tmp_path / "run" / LOCK_NAME).exists(), "the lock goes with the run"
+    assert not (tmp_path / "run").exists(), "the lock goes with the run, and so does the folder it made for nothing"
 
+    (tmp_path / "run").mkdir()
     (tmp_path / "run" / LOCK_NAME).write_text(json.dumps({"pid": dead_pid(), "host": here}))
     with RunLock(str(tmp_path / "run")):
         assert read_holder(str(tmp_path / "run" / LOCK_NAME))["pid"] == os.getpid()
-    assert os.listdir(tmp_path / "run") == []
+    assert os.listdir(tmp_path / "run") == [], "a folder that was there stays"
+    with RunLock(str(tmp_path / "written")):
+        (tmp_path / "written" / "config.json").write_text("{}")
+    assert os.listdir(tmp_path / "written") == ["config.json"]
 
     elsewhere = {"pid": dead_pid(), "host": here + "-elsewhere"}
     (tmp_path / "run" / LOCK_NAME).write_text(json.dumps(elsewhere))

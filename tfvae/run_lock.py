@@ -6,6 +6,7 @@ say, with SIGKILL) on this host is taken over; a lock held from another host is 
 process lives cannot be known from here: remove the file once that run is certainly over.
 """
 
+import contextlib
 import json
 import os
 import socket
@@ -21,7 +22,8 @@ class RunLockedError(RuntimeError):
 
 
 class RunLock:
-    """A context manager holding the lock of `run_dir` (created if missing) while the block runs.
+    """A context manager holding the lock of `run_dir` (created if missing, and removed again if the block wrote
+    nothing there) while the block runs.
 
     Example:
 
@@ -44,6 +46,7 @@ class RunLock:
         self.holder = {"pid": os.getpid(), "host": socket.gethostname()}
 
     def __enter__(self):
+        self.created = not os.path.isdir(self.run_dir)
         os.makedirs(self.run_dir, exist_ok=True)
         for _ in range(_ATTEMPTS):
             if self._create():
@@ -63,6 +66,9 @@ class RunLock:
     def __exit__(self, *exc_info):
         if read_holder(self.path) == self.holder:
             os.remove(self.path)
+        if self.created:  # a run that stopped before writing anything leaves no folder behind
+            with contextlib.suppress(OSError):  # not empty: written to, or another run's lock came in meanwhile
+                os.rmdir(self.run_dir)
 
     def _create(self):
         try:
