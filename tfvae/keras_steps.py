@@ -36,6 +36,10 @@ class CompiledSteps:
     number of steps per call up to `steps_per_execution` that divides every count given (1 when they share no
     divisor with it), with functions traced for it; the functions of the compiled count are kept for the calls
     after, and for the rest of a `fit` whose callback made such a call.
+
+    Under a `tf.distribute` strategy a built model skips Keras' symbolic build, which averaged a batch across
+    replicas each time `fit`, `evaluate` or `predict` started and failed when their batches differed in size (see
+    `_maybe_symbolic_build`).
     """
 
     def fit(self, *args, **kwargs):
@@ -75,6 +79,14 @@ class CompiledSteps:
             if self.steps_per_execution == steps:  # not compiled again meanwhile
                 self.steps_per_execution = compiled
                 self.train_function, self.test_function, self.predict_function = functions
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3.15 under a `tf.distribute` strategy reads a batch at the start of `fit`, `evaluate` and `predict`
+        # to build what is not built yet, and first averages the batch across workers: an all-reduce of the images
+        # themselves, which fails when two workers' batches differ in size (the last batch of a validation split that
+        # each worker reads from its own files). With everything built there is nothing to build from it.
+        if not _built_for_steps(self):
+            super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def make_train_function(self, force=False):
         if self.train_function is not None and not force:
@@ -127,6 +139,12 @@ def _called_without_grappler(function):
             return function(*args, **kwargs)
 
     return call
+
+
+def _built_for_steps(model):
+    """Whether Keras' symbolic build would build nothing: every layer, the compiled metrics and loss, the optimizer."""
+    parts = (getattr(model, "_compile_metrics", None), getattr(model, "_compile_loss", None), model.optimizer)
+    return all(layer.built for layer in model._flatten_layers()) and all(part is None or part.built for part in parts)
 
 
 def bound_arguments(method, model, args, kwargs):
