@@ -33,6 +33,7 @@ from tfvae import saving
 # closed the file (a segmentation fault, seen here with h5py 3.14.0).
 MODEL = "model.keras"
 LOGS = "epochs.json"
+BACKUP = "backup"  # the folder of the backups, in the run directory
 _BACKUP_PATTERN = re.compile(r"epoch-([0-9]+)")
 
 
@@ -59,7 +60,7 @@ class ResumableRun(keras.callbacks.Callback):
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}.")
         self.run_dir = run_dir
-        self.backup_dir = os.path.join(run_dir, "backup")
+        self.backup_dir = os.path.join(run_dir, BACKUP)
         self.monitor = monitor
         self.mode = mode
         self.epochs = []

@@ -31,7 +31,7 @@ from tfvae.autoencoder_kl.objective import RECONSTRUCTION_LOSSES
 from tfvae.export import SignatureChangeError, export_saved_model
 from tfvae.model import VAE
 from tfvae.optimizers import FusedAdam
-from tfvae.resumable_run import ResumableEarlyStopping, ResumableRun, newest_backup
+from tfvae.resumable_run import BACKUP, ResumableEarlyStopping, ResumableRun, newest_backup
 from tfvae.run_lock import RunLock
 from tfvae.validation import InputError
 
@@ -209,7 +209,7 @@ def train(config):
             return _run(dataclasses.replace(config, output_dir=run_dir), strategy, chief)
         except KeyboardInterrupt as interrupt:
             raise TrainingInterrupted(
-                f"interrupted; {os.path.join(run_dir, 'backup')} keeps the last finished epoch, and the same command "
+                f"interrupted; {os.path.join(run_dir, BACKUP)} keeps the last finished epoch, and the same command "
                 "resumes from it."
             ) from interrupt
 
@@ -233,7 +233,8 @@ def _run(config, strategy, chief):
         )
     run_dir = config.output_dir
     config_path = os.path.join(run_dir, "config.json")
-    if newest_backup(os.path.join(run_dir, "backup")) is None:  # a resumed run keeps its backup's until it ends
+    resuming = newest_backup(os.path.join(run_dir, BACKUP)) is not None
+    if not resuming:  # a resumed run keeps the config its backup was made with until it has trained
         config.to_json(config_path)
 
     def batches(images, training):
@@ -263,7 +264,8 @@ def _run(config, strategy, chief):
             verbose=config.verbose,
         )
     _report_skipped(train_images, validation_images)
-    config.to_json(config_path)
+    if resuming:
+        config.to_json(config_path)
     history.history = read_history(os.path.join(run_dir, "history.csv"))
     trained = model.autoencoder if config.model == AUTOENCODER_KL else model
     saving.save_atomically(trained.save, os.path.join(run_dir, "model.keras"))

@@ -59,7 +59,7 @@ def check_data(data, data_shape, *, role="x", unit_interval=None):
         if first_batch is None:
             raise InputError(f"{role} is an empty dataset: there is nothing to train on.")
         examples = keras.utils.unpack_x_y_sample_weight(first_batch)[0]
-        _check_values(np.asarray(examples), f"the first batch of {role}", unit_interval)
+        _check_values(examples, f"the first batch of {role}", unit_interval)
         return
     if isinstance(data, keras.utils.PyDataset):
         if data.num_batches != 0:  # None: infinite
