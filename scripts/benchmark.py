@@ -5,7 +5,7 @@ one run, the ways a user trains:
 
 - `library default`: the README's library example, `vae.compile(keras.optimizers.Adam(1e-3))` then
   `vae.fit(x, batch_size=...)` on a NumPy array, with whatever `VAE.compile` chooses by default;
-- `library, FusedAdam`: the same with `tfvae.optimizers.FusedAdam(1e-3)` (what `vae.compile()` and
+- `library, FusedAdam`: the same with `tfvae._keras.fused_adam.FusedAdam(1e-3)` (what `vae.compile()` and
   `vae.compile("adam")` choose);
 - `library, 1 step/call`: the README's example with `steps_per_execution=1` (Keras' own default);
 - `tfvae train`: the CLI's configuration, `FusedAdam`, XLA and 10 steps per execution on a `tfvae.data.pipeline`;
@@ -117,7 +117,7 @@ def tfvae_trainer(name, batch, examples):
     import keras
 
     from tfvae import VAE, data, networks
-    from tfvae.optimizers import FusedAdam
+    from tfvae._keras.fused_adam import FusedAdam
 
     source, optimizer, compile_arguments, _ = CONFIGURATIONS[name]
     model = VAE(networks.gaussian_mlp_encoder(DATA_SIZE, LATENT, HIDDEN),

@@ -95,7 +95,7 @@ def train_step_rate(images):
     import numpy as np
     import tensorflow as tf
 
-    from tfvae.training import TrainConfig, build_model
+    from tfvae.run.training import TrainConfig, build_model
 
     config = TrainConfig(dataset="benchmark", model="conv")
     model = build_model(config, (IMAGE_SIDE, IMAGE_SIDE, 3))

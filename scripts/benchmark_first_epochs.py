@@ -41,7 +41,7 @@ def child(output_dir, epochs):
     """Trains in this process and prints the callbacks' timestamps as JSON."""
     import keras
 
-    from tfvae import training
+    from tfvae.run import training
 
     marks = {}
 

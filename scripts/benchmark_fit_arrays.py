@@ -4,7 +4,7 @@ The README's library call, `vae.fit(x, epochs=..., batch_size=100)`, on binary a
 through two paths:
 
 - `keras`: `keras.Model.fit(vae, x, ...)`, Keras' batching of arrays (a `tf.data` pipeline with the autotuner on);
-- `tfvae`: `vae.fit(x, ...)`, which gives Keras `tfvae.data.array_batches` instead (`tfvae.array_inputs`).
+- `tfvae`: `vae.fit(x, ...)`, which gives Keras `tfvae.data.array_batches` instead (`tfvae._keras.array_inputs`).
 
 Each round runs each path in a fresh process, taking turns, as a user's script would run one of them: one fit of
 `--epochs` epochs after a warm-up fit of one epoch (tracing and compiling). Per path, over the timed fits' epochs but

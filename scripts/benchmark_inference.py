@@ -5,7 +5,8 @@ For the paper's MNIST network (784-500-20, Bernoulli decoder) it measures, in on
 
 - milliseconds per call on one example of the encoder network called eagerly (`vae.encoder(x)`), and of `encode`,
   `encode(x).mean()`, `decode`, `generate` and `reconstruct` as `VAE` runs them (compiled when called eagerly,
-  see `tfvae.eager`) and as written (with `tf.config.run_functions_eagerly(True)`: every op dispatched from Python);
+  see `tfvae._keras.eager`) and as
+  written (with `tf.config.run_functions_eagerly(True)`: every op dispatched from Python);
 - examples per second encoding `--examples` examples with `tfvae.latents.encode_dataset`, with Keras'
   `vae.encoder.predict`, and with a loop of `vae.encode` calls on batches of the same size.
 
@@ -42,7 +43,7 @@ def one_example_calls(vae, x, z):
 
 
 def as_written(call):
-    """`call` with every `tf.function` run eagerly: every op dispatched from Python, as before `tfvae.eager`."""
+    """`call` with every `tf.function` run eagerly: every op dispatched from Python, as before `tfvae._keras.eager`."""
     def run():
         tf.config.run_functions_eagerly(True)
         try:

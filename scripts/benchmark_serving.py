@@ -15,9 +15,9 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from tfvae import frey_face
-from tfvae.export import export_saved_model
-from tfvae.training import TrainConfig, build_model
+from tfvae.data import frey_face
+from tfvae.run.training import TrainConfig, build_model
+from tfvae.serving.export import export_saved_model
 
 
 def time_calls(function, x, repeats):

@@ -27,7 +27,7 @@ import numpy as np
 from reproduce_aevb import BATCH_SIZE, HERE, PAPER, STEP_SIZES, build, load
 
 from tfvae import data, networks
-from tfvae.evaluate import importance_weighted_log_likelihood
+from tfvae.diagnostics import importance_weighted_log_likelihood
 
 
 def aevb_normal_variance(fan_in):

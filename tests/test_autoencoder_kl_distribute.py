@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from helpers import run_command, run_workers
 
-from tfvae.training import TrainConfig, build_autoencoder_kl_trainer
+from tfvae.run.training import TrainConfig, build_autoencoder_kl_trainer
 
 STEPS, START = 4, 2  # global batches of 4 images (2 per replica); the discriminator counts from step 2
 GENERATOR_LOGS = ("loss", "reconstruction", "nll", "kl", "logvar")

@@ -6,7 +6,8 @@ import pytest
 import tensorflow as tf
 from helpers import TENSORFLOW_ONLY_PREAMBLE, run_command
 
-from tfvae import AutoencoderKL, export
+from tfvae import AutoencoderKL
+from tfvae.serving import export
 
 SIZES = ((8, 6), (4, 10))  # two image sizes, both divisible by f = 2
 

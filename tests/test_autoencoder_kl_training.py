@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tfvae.autoencoder_kl import AutoencoderKL, AutoencoderKLTrainer, LatentDiffusionLoss, PatchDiscriminator
-from tfvae.resumable_run import ResumableRun
+from tfvae.run.resumable_run import ResumableRun
 
 SHAPE = (16, 16, 3)
 

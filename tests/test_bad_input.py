@@ -11,8 +11,8 @@ import tensorflow as tf
 from test_autoencoder_kl_training import SHAPE, make_trainer
 
 from tfvae import VAE, networks
+from tfvae.input_checks import InputError
 from tfvae.layers import GaussianHead
-from tfvae.validation import InputError
 
 TFVAE = os.path.join(os.path.dirname(sys.executable), "tfvae")
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from helpers import SHARED_DATA, TENSORFLOW_ONLY_PREAMBLE, run_command, run_python
 
-from tfvae import cli
+from tfvae.cli import commands as cli
 
 TFVAE = os.path.join(os.path.dirname(sys.executable), "tfvae")
 SHARED_MNIST = os.path.join(SHARED_DATA, "mnist")

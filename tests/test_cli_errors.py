@@ -15,14 +15,15 @@ import numpy as np
 import pytest
 from helpers import run_command
 
-from tfvae import VAE, export, networks
-from tfvae.run_lock import LOCK_NAME
+from tfvae import VAE, networks
+from tfvae.files.run_lock import LOCK_NAME
+from tfvae.serving import export
 
 # A case with a file size limit runs with files limited to that many bytes (RLIMIT_FSIZE, SIGXFSZ ignored): writing
 # more fails with EFBIG, as a full disk fails with ENOSPC.
 RUN_EACH_COMMAND = """
 import contextlib, io, json, resource, signal, sys
-from tfvae import cli
+from tfvae.cli import commands as cli
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 results = []
 for argv, file_size_limit in json.loads(sys.argv[1]):

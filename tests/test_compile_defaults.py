@@ -10,9 +10,10 @@ import tensorflow as tf
 from tensorflow.core.protobuf import config_pb2
 from tensorflow.python.eager import context
 
-from tfvae import VAE, data, networks, training
-from tfvae.keras_steps import graph_optimizer_off
-from tfvae.model import STEPS_PER_EXECUTION
+from tfvae import VAE, data, networks
+from tfvae._keras.compiled_steps import graph_optimizer_off
+from tfvae.run import training
+from tfvae.vae import STEPS_PER_EXECUTION
 
 DATA_SIZE, LATENT_SIZE, HIDDEN = 16, 3, 8
 

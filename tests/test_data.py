@@ -9,7 +9,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from helpers import SHARED_DATA
 
-from tfvae import data, frey_face
+from tfvae import data
+from tfvae.data import frey_face
 
 SHARED_FREY = os.path.join(SHARED_DATA, "frey", "frey_rawface.mat")
 SHARED_MNIST = os.path.join(SHARED_DATA, "mnist")

@@ -1,4 +1,4 @@
-"""Eager calls of `encode`, `decode`, `generate` and `reconstruct` run compiled (`tfvae.eager`)."""
+"""Eager calls of `encode`, `decode`, `generate` and `reconstruct` run compiled (`tfvae._keras.eager`)."""
 
 import gc
 import logging
@@ -11,7 +11,7 @@ import tensorflow as tf
 from tensorflow.python.eager.polymorphic_function import polymorphic_function
 
 from tfvae import VAE, DiagonalGaussian, networks
-from tfvae.eager import tracing_count
+from tfvae._keras.eager import tracing_count
 
 DATA_SIZE, LATENT_SIZE, HIDDEN = 12, 3, 8
 

@@ -3,7 +3,7 @@ import numpy as np
 from helpers import run_python
 from scipy.stats import multivariate_normal
 
-from tfvae import VAE, evaluate
+from tfvae import VAE, diagnostics
 from tfvae.layers import GaussianHead
 
 DATA_SIZE, LATENT_SIZE, NOISE_VAR = 6, 2, 0.3
@@ -37,7 +37,7 @@ def linear_gaussian_model(rng, posterior_error=0.0):
 
 def test_with_the_exact_posterior_the_estimate_is_the_exact_log_likelihood(rng):
     model, x, exact = linear_gaussian_model(rng)
-    estimate, standard_error = evaluate.importance_weighted_log_likelihood(model, x, num_samples=64, chunk_size=20)
+    estimate, standard_error = diagnostics.importance_weighted_log_likelihood(model, x, num_samples=64, chunk_size=20)
     np.testing.assert_allclose(estimate, exact, atol=1e-4)
     assert standard_error.max() < 1e-3
 
@@ -48,7 +48,7 @@ def test_the_estimate_rises_with_k_from_the_elbo_towards_the_log_likelihood(rng)
     elbo = np.mean([model.evaluate(x, verbose=0, return_dict=True)["elbo"] for _ in range(20)])
     means = {}
     for k in (1, 10, 100, 1000):
-        estimate, standard_error = evaluate.importance_weighted_log_likelihood(model, x, num_samples=k, seed=k)
+        estimate, standard_error = diagnostics.importance_weighted_log_likelihood(model, x, num_samples=k, seed=k)
         means[k] = estimate.mean()
     gap = exact.mean() - elbo
     assert gap > 0.5, "the perturbed posterior must leave a gap for the test to mean anything"
@@ -59,8 +59,8 @@ def test_the_estimate_rises_with_k_from_the_elbo_towards_the_log_likelihood(rng)
 
 def test_active_units_count_the_varying_posterior_means(rng):
     means = np.concatenate([rng.normal(size=(500, 3)), 0.01 * rng.normal(size=(500, 2))], axis=1)
-    assert evaluate.active_units(means) == 3
-    assert evaluate.active_units(means, threshold=1e-6) == 5
+    assert diagnostics.active_units(means) == 3
+    assert diagnostics.active_units(means, threshold=1e-6) == 5
 
 
 def test_memory_stays_bounded_for_many_samples():
@@ -70,12 +70,12 @@ def test_memory_stays_bounded_for_many_samples():
     depends on the allocator (1.15 GiB alone, 2.2 GiB was seen once inside the test suite)."""
     output = run_python("""
 import resource, numpy as np
-from tfvae import VAE, networks, evaluate
+from tfvae import VAE, networks, diagnostics
 model = VAE(networks.gaussian_mlp_encoder(784, 20, 500), networks.bernoulli_mlp_decoder(20, 784, 500), seed=0)
 x = (np.random.default_rng(0).random((100, 784)) < 0.2).astype("float32")
-evaluate.importance_weighted_log_likelihood(model, x, num_samples=250, chunk_size=250)
+diagnostics.importance_weighted_log_likelihood(model, x, num_samples=250, chunk_size=250)
 print("one chunk MiB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-estimate, _ = evaluate.importance_weighted_log_likelihood(model, x, num_samples=1500, chunk_size=250)
+estimate, _ = diagnostics.importance_weighted_log_likelihood(model, x, num_samples=1500, chunk_size=250)
 assert np.isfinite(estimate).all()
 print("six chunks MiB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """)

@@ -9,7 +9,8 @@ import pytest
 import tensorflow as tf
 from helpers import TENSORFLOW_ONLY_PREAMBLE, call_every_signature, run_command, run_python
 
-from tfvae import VAE, export, networks
+from tfvae import VAE, networks
+from tfvae.serving import export
 
 DATA_SIZE, LATENT_SIZE = 12, 3
 
@@ -114,7 +115,7 @@ EXPORT_THEN_WAIT = """
 import os, sys, time
 import keras
 import tfvae
-from tfvae import export
+from tfvae.serving import export
 model = keras.models.load_model(sys.argv[1], safe_mode=True)
 rename = os.rename
 def slow_rename(source, target):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from helpers import run_python
 
-from tfvae import callbacks, training
+from tfvae.run import callbacks, training
 
 
 def epochs_logged(run_dir):
@@ -60,7 +60,8 @@ def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_state(tmp_path
 SWALLOWED_INTERRUPT = """
 import os, signal, time
 import keras, numpy as np
-from tfvae import VAE, callbacks, networks
+from tfvae import VAE, networks
+from tfvae.run import callbacks
 
 class InterruptedInDestructor:
     def __del__(self):

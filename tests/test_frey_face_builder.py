@@ -1,6 +1,6 @@
 import tensorflow_datasets as tfds
 
-from tfvae import frey_face
+from tfvae.data import frey_face
 
 
 def test_tfds_shows_the_metadata_and_prepares_without_a_download_message(tmp_path, capsys):

@@ -14,7 +14,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from tfvae import data, training
+from tfvae import data
+from tfvae.run import training
 
 
 def save(path, pixels, **options):

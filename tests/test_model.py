@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfvae import VAE, DiagonalGaussian, export, networks
+from tfvae import VAE, DiagonalGaussian, networks
+from tfvae.serving import export
 
 DATA_SIZE, LATENT_SIZE, HIDDEN = 64, 4, 32
 

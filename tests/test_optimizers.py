@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from tfvae import VAE, networks
-from tfvae.optimizers import FusedAdam
+from tfvae._keras.fused_adam import FusedAdam
 
 
 def adam_steps(optimizer, gradients, jit_compile):

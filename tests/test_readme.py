@@ -7,7 +7,7 @@ import shlex
 import subprocess
 import sys
 
-from tfvae import cli
+from tfvae.cli import commands as cli
 
 README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "README.md")
 FENCED_BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tfvae import VAE, networks
-from tfvae.resumable_run import LOGS, BackupMismatchError, ResumableEarlyStopping, ResumableRun, newest_backup
+from tfvae.run.resumable_run import LOGS, BackupMismatchError, ResumableEarlyStopping, ResumableRun, newest_backup
 
 EPOCHS = 4
 

@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from tfvae.resumable_run import newest_backup
-from tfvae.run_lock import LOCK_NAME, RunLock, RunLockedError, read_holder
+from tfvae.files.run_lock import LOCK_NAME, RunLock, RunLockedError, read_holder
+from tfvae.run.resumable_run import newest_backup
 
 TFVAE = os.path.join(os.path.dirname(sys.executable), "tfvae")
 # The command's own default: TensorFlow's C++ log lines hidden, so stderr holds tfvae's messages alone.

@@ -6,8 +6,10 @@ import numpy as np
 from helpers import run_python
 from keras.src.backend.common import global_state
 
-from tfvae import VAE, networks, saving
-from tfvae.resumable_run import ResumableRun
+from tfvae import VAE, networks
+from tfvae.files import atomic
+from tfvae.run import model_files
+from tfvae.run.resumable_run import ResumableRun
 
 # Saves a model once, then makes the second save fail with a real write error: files may not grow past 4 KB
 # (RLIMIT_FSIZE, with SIGXFSZ ignored so that the write fails with EFBIG instead of killing the process).
@@ -15,16 +17,16 @@ SAVE_THEN_FAIL = """
 import errno, os, resource, signal
 import keras
 import numpy as np
-from tfvae import saving
+from tfvae.files import atomic
 path = {path!r}
 model = keras.Sequential([keras.Input((20,)), keras.layers.Dense(100)])
-saving.save_atomically(model.save, path)
+atomic.save_atomically(model.save, path)
 np.save({first_weights!r}, model.get_weights()[0])
 model.set_weights([w + 1 for w in model.get_weights()])
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (4000, resource.RLIM_INFINITY))
 try:
-    saving.save_atomically(model.save, path)
+    atomic.save_atomically(model.save, path)
 except OSError as error:
     assert error.errno == errno.EFBIG and error.filename == path, error
     print("failed as expected")
@@ -47,7 +49,7 @@ def test_backups_after_the_first_build_no_reference_objects_for_keras(tmp_path, 
     layer_init = keras.layers.Layer.__init__
     monkeypatch.setattr(keras.layers.Layer, "__init__",
                         lambda layer, *args, **kwargs: built.append(type(layer)) or layer_init(layer, *args, **kwargs))
-    save_atomically = saving.save_atomically
+    save_atomically = atomic.save_atomically
 
     def counted(save, path):
         before = len(built)
@@ -55,7 +57,7 @@ def test_backups_after_the_first_build_no_reference_objects_for_keras(tmp_path, 
         if os.path.basename(os.path.dirname(path)).startswith(".staging-epoch-"):  # not a copy to best.keras
             per_backup.append(len(built) - before)
 
-    monkeypatch.setattr(saving, "save_atomically", counted)
+    monkeypatch.setattr(model_files, "save_atomically", counted)
     model = VAE(networks.gaussian_mlp_encoder(8, 2, 4), networks.bernoulli_mlp_decoder(2, 8, 4), seed=0)
     model.compile()
     data = rng.random((16, 8)).astype(np.float32)

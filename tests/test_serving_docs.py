@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfvae import VAE, export, networks
+from tfvae import VAE, networks
+from tfvae.serving import export
 
 README = os.path.join(os.path.dirname(__file__), "..", "README.md")
 

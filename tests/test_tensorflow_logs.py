@@ -2,7 +2,8 @@ import os
 import subprocess
 import sys
 
-from tfvae import __version__, tensorflow_logs
+from tfvae import __version__
+from tfvae.cli import tensorflow_logs
 
 TFVAE = os.path.join(os.path.dirname(sys.executable), "tfvae")
 BANNER = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from helpers import call_every_signature, run_command, run_workers
 
-from tfvae import frey_face
-from tfvae.resumable_run import LOGS, newest_backup
+from tfvae.data import frey_face
+from tfvae.run.resumable_run import LOGS, newest_backup
 
 TFVAE = os.path.join(os.path.dirname(sys.executable), "tfvae")
 TINY = ("--latent-size", "2", "--hidden-units", "16", "--batch-size", "40", "--quiet")

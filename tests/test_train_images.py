@@ -14,8 +14,8 @@ import tensorflow as tf
 from helpers import run_command
 from PIL import Image
 
-from tfvae import cli
-from tfvae.training import TrainConfig
+from tfvae.cli import commands as cli
+from tfvae.run.training import TrainConfig
 
 TFVAE = os.path.join(os.path.dirname(sys.executable), "tfvae")
 FLAGS = ("--image-size", "32", "--model", "conv", "--latent-size", "2", "--epochs", "2", "--batch-size", "8",

@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from tfvae import training, visualize
-from tfvae.validation import InputError
+from tfvae.input_checks import InputError
+from tfvae.run import summary_figure, training
 
 
 def test_history_reads_every_logged_epoch_and_leaves_out_empty_columns(tmp_path):
@@ -31,4 +31,4 @@ def test_the_summary_of_a_vae_of_flat_rows_shows_them_as_strips(tmp_path, rng):
     path = tmp_path / "summary.png"
     training.save_summary(model, {"elbo": [-5.0, -4.0]}, rows, (6,), str(path))
     assert path.stat().st_size > 0
-    assert visualize.as_images(rows, (6,)).shape == (8, 1, 6, 1)
+    assert summary_figure.as_images(rows, (6,)).shape == (8, 1, 6, 1)

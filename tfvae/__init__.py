@@ -1,13 +1,48 @@
-"""tfvae: variational autoencoders for TensorFlow, Keras 3 and TensorFlow Probability."""
+"""tfvae: variational autoencoders for TensorFlow, Keras 3 and TensorFlow Probability.
 
-from tfvae.tensorflow_logs import import_tensorflow
+`import tfvae` imports the library (and so TensorFlow), which registers tfvae's Keras classes: a `.keras` file of a
+tfvae model then loads with `keras.models.load_model`. It changes nothing else outside tfvae: TensorFlow's logging
+and the process's file descriptors stay as they are.
 
-import_tensorflow()  # first, so that the `tfvae` command can keep TensorFlow's start-up log lines off its terminal
+The `tfvae` command (`tfvae_command`) starts without the library, so that `--help` and `--version` answer without
+importing TensorFlow and the command can quiet TensorFlow's start-up lines before importing it; the public names
+below then import on first use (PEP 562).
+"""
 
-from tfvae import layers, likelihoods, losses, networks  # noqa: E402
-from tfvae.autoencoder_kl import AutoencoderKL  # noqa: E402
-from tfvae.distributions import DiagonalGaussian  # noqa: E402
-from tfvae.model import VAE  # noqa: E402
+import importlib
+import sys
 
-__all__ = ["AutoencoderKL", "DiagonalGaussian", "VAE", "layers", "likelihoods", "losses", "networks"]
 __version__ = "0.1.0"
+
+# public name -> the module that defines it
+_NAMES = {
+    "AutoencoderKL": "tfvae.autoencoder_kl",
+    "DiagonalGaussian": "tfvae.distributions",
+    "InputError": "tfvae.input_checks",
+    "VAE": "tfvae.vae",
+}
+_SUBMODULES = (
+    "autoencoder_kl", "data", "diagnostics", "distributions", "evaluate", "export", "latents", "layers",
+    "likelihoods", "losses", "networks", "optimizers", "serving",
+)
+__all__ = [*_NAMES, *_SUBMODULES]
+
+
+def __getattr__(name):
+    if name in _NAMES:
+        value = getattr(importlib.import_module(_NAMES[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"tfvae.{name}")
+    else:
+        raise AttributeError(f"module 'tfvae' has no attribute {name!r}")
+    globals()[name] = value  # later lookups find it without calling here
+    return value
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})
+
+
+if "tfvae_command" not in sys.modules:  # a library user: import the public names now (see the module docstring)
+    for _name in _NAMES:
+        __getattr__(_name)

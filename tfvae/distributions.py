@@ -7,7 +7,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 from tensorflow_probability.python.distributions import transformed_distribution
 
-from tfvae import ops
+from tfvae import tensor_math
 
 tfd = tfp.distributions
 
@@ -142,10 +142,10 @@ class DiagonalGaussian(tfd.MultivariateNormalDiag):
 
     def _call_sample_n(self, sample_shape, seed, **kwargs):
         # `MultivariateNormalDiag` samples through its bijector; this draws `epsilon` itself so that a seed gives
-        # the same sample with and without XLA (see `ops.standard_normal`).
+        # the same sample with and without XLA (see `tensor_math.standard_normal`).
         sample_shape = tf.reshape(tf.cast(sample_shape, tf.int32), [-1])
         shape = tf.concat([sample_shape, tf.shape(self.loc)], axis=0)
-        epsilon = ops.standard_normal(shape, tfp.random.sanitize_seed(seed), self.dtype)
+        epsilon = tensor_math.standard_normal(shape, tfp.random.sanitize_seed(seed), self.dtype)
         return self.loc + self.std * epsilon
 
     def _log_prob(self, x):
@@ -170,7 +170,7 @@ class DiagonalGaussian(tfd.MultivariateNormalDiag):
         Returns:
             A tensor `[batch]`.
         """
-        return ops.sum_per_example(self.kl_terms(other))
+        return tensor_math.sum_per_example(self.kl_terms(other))
 
     def kl_terms(self, other=None):
         """The KL of each latent dimension, the shape of `mean()`.
@@ -212,16 +212,16 @@ class DiagonalGaussian(tfd.MultivariateNormalDiag):
         """
         x = tf.cast(x, self.dtype)
         if self.deterministic:
-            return ops.sum_per_example(tf.zeros_like(self.loc))
+            return tensor_math.sum_per_example(tf.zeros_like(self.loc))
         terms = math.log(2.0 * math.pi) + self.logvar + tf.square(x - self.loc) * tf.exp(-self.logvar)
-        return ops.sum_per_example(0.5 * terms)
+        return tensor_math.sum_per_example(0.5 * terms)
 
 
 def _as_float_params(params):
     params = tf.convert_to_tensor(params, dtype_hint=tf.float32)
     if not params.dtype.is_floating:
         raise TypeError(f"DiagonalGaussian needs floating-point parameters, got {params.dtype.name}.")
-    params = ops.as_full_precision(params)
+    params = tensor_math.as_full_precision(params)
     size = params.shape[-1] if params.shape.rank else None
     if size is not None and size % 2:
         raise ValueError(

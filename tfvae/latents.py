@@ -7,7 +7,7 @@ keeping `mu` and `log sigma^2` lets every later epoch draw fresh `z = mu + sigma
 import numpy as np
 import tensorflow as tf
 
-from tfvae.eager import compiled_when_eager
+from tfvae._keras.eager import compiled_when_eager
 
 DEFAULT_BATCH_SIZE = 500
 

@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae import ops
+from tfvae import tensor_math
 from tfvae.distributions import DEFAULT_LOGVAR_RANGE, DiagonalGaussian, check_logvar_range
 
 CONVERT_TO_TENSOR_FNS = ("sample", "mode", "mean")
@@ -286,6 +286,6 @@ class IndependentBernoulli(DistributionLambda):
 
     def distribution(self, params):
         """p(x|z) for the logits `params` `[batch, ...]`, computed in float32 under mixed precision."""
-        logits = ops.as_full_precision(params)
+        logits = tensor_math.as_full_precision(params)
         bernoulli = tfp.distributions.Bernoulli(logits=logits, dtype=logits.dtype)
         return tfp.distributions.Independent(bernoulli, reinterpreted_batch_ndims=logits.shape.rank - 1)

@@ -18,7 +18,7 @@ the named parameters are float32, as the SavedModel signatures promise.
 import keras
 import tensorflow as tf
 
-from tfvae import ops
+from tfvae import tensor_math
 from tfvae.distributions import DEFAULT_LOGVAR_RANGE, DiagonalGaussian, check_logvar_range
 
 
@@ -33,13 +33,13 @@ class Bernoulli:
 
     def negative_log_likelihood(self, x, params):
         """`-sum_i [x_i log y_i + (1 - x_i) log(1 - y_i)]` per example, in float32 (or float64) precision."""
-        x = ops.as_full_precision(x)
+        x = tensor_math.as_full_precision(x)
         logits = tf.cast(params, x.dtype)
-        return ops.sum_per_example(tf.nn.sigmoid_cross_entropy_with_logits(labels=x, logits=logits))
+        return tensor_math.sum_per_example(tf.nn.sigmoid_cross_entropy_with_logits(labels=x, logits=logits))
 
     def mean(self, params):
         """The probabilities `y = sigmoid(params)`, in float32 (or float64) precision."""
-        return tf.sigmoid(ops.as_full_precision(params))
+        return tf.sigmoid(tensor_math.as_full_precision(params))
 
     def named_parameters(self, params):
         return {"probs": self.mean(params)}

@@ -23,7 +23,7 @@ class AutoencoderKL(SeedState, keras.Model):
 
     Latents are unscaled, as in diffusers: `encode(x).sample()` and `decode(z)` work on `z`. A diffusion model works
     on `scale_latents(z) = (z - shift_factor) * scaling_factor`; `unscale_latents` inverts it. The exported
-    SavedModel's `encode` and `decode` signatures apply them (see `tfvae.autoencoder_kl.serving`).
+    SavedModel's `encode` and `decode` signatures apply them (see `tfvae.serving.autoencoder_kl_signatures`).
 
     Under a mixed-precision policy the GroupNorm statistics, the attention's softmax and the distribution are
     float32; `decode` and `call` return the policy's compute dtype.

@@ -3,14 +3,14 @@
 import keras
 import tensorflow as tf
 
-from tfvae import validation
-from tfvae.array_inputs import ArrayInputs
+from tfvae import input_checks
+from tfvae._keras.array_inputs import ArrayInputs
+from tfvae._keras.compiled_steps import CompiledSteps, reducible_across_workers
 from tfvae.autoencoder_kl.objective import LatentDiffusionLoss
-from tfvae.keras_steps import CompiledSteps, reducible_across_workers
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
-class AutoencoderKLTrainer(CompiledSteps, validation.CheckedInputs, ArrayInputs, keras.Model):
+class AutoencoderKLTrainer(CompiledSteps, input_checks.CheckedInputs, ArrayInputs, keras.Model):
     """An autoencoder, its objective and an optional discriminator, trained by `fit` in one step per batch.
 
     Each train step, for a batch `x` of images in [0, 1] (what tfvae's data pipelines give; the autoencoder sees
@@ -116,11 +116,11 @@ class AutoencoderKLTrainer(CompiledSteps, validation.CheckedInputs, ArrayInputs,
         self.compile(**keras.saving.deserialize_keras_object(config))
 
     def check_data(self, data, role="x"):
-        """Raises `validation.InputError` unless `data` holds images `[height, width, channels]` with the
+        """Raises `input_checks.InputError` unless `data` holds images `[height, width, channels]` with the
         autoencoder's channels and finite values in [0, 1]. `fit` and `evaluate` call it first
-        (`validation.CheckedInputs`)."""
+        (`input_checks.CheckedInputs`)."""
         image_shape = (None, None, getattr(self.autoencoder, "in_channels", None))
-        validation.check_data(data, image_shape, role=role,
+        input_checks.check_data(data, image_shape, role=role,
                               unit_interval="AutoencoderKLTrainer takes images in [0, 1] (the autoencoder sees 2x - 1)")
 
     def call(self, x, training=None):

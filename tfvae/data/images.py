@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from tfvae.data import arrays, pipeline, sources
 from tfvae.data.errors import DataError
-from tfvae.run_lock import RunLock, RunLockedError
+from tfvae.files.run_lock import RunLock, RunLockedError
 
 IN_MEMORY_TFDS = ("frey_face", "mnist", "fashion_mnist", "binarized_mnist")  # small tfds sets held in memory
 PREPARED_OFFLINE = {"frey_face"}  # tfds builders whose data ships with tfvae: preparing them downloads nothing
@@ -243,7 +243,7 @@ def _streamed(make_source, source, holdout, options):
 def _open_tfds(name, split, holdout, options):
     import tensorflow_datasets as tfds
 
-    from tfvae import frey_face  # noqa: F401  (registers the frey_face builder)
+    from tfvae.data import frey_face  # noqa: F401  (registers the frey_face builder)
 
     if _looks_like_a_path(name):
         raise DataError(f"{name}: no such file or folder.")
@@ -339,7 +339,7 @@ def _resolve_cache(cache, count, image_shape, name):
 
 def _held_cache_files(folder, input_context=None):
     """The prefix of the cache files in `folder` (in a folder of its own for the input pipeline of `input_context`),
-    which this process holds (see `tfvae.run_lock`) until it ends, so that no other run writes the same cache.
+    which this process holds (see `tfvae.files.run_lock`) until it ends, so that no other run writes the same cache.
 
     A run killed while it wrote a cache leaves `tf.data`'s own lock file (and a partial file) behind, which would stop
     every later run: once this process holds the folder, those are left over from a dead run and are removed.

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae.keras_steps import bound_arguments, is_fits_validation
+from tfvae._keras.compiled_steps import bound_arguments, is_fits_validation
 
 
 class InputError(ValueError):

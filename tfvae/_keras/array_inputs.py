@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvae._keras.compiled_steps import is_fits_validation
 from tfvae.data import array_batches
-from tfvae.keras_steps import is_fits_validation
 
 KERAS_BATCH_SIZE = 32  # the batch size Keras gives arrays when none is given
 

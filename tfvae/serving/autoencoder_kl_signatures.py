@@ -1,4 +1,4 @@
-"""The SavedModel signatures of an `AutoencoderKL`, for `tfvae.export.export_saved_model`.
+"""The SavedModel signatures of an `AutoencoderKL`, for `tfvae.serving.export.export_saved_model`.
 
 Images are `[n, H, W, in_channels]` float32 with any `H` and `W` divisible by the downsampling factor `f` (another
 size fails with an InvalidArgumentError that says so); latents are `[n, H / f, W / f, latent_channels]`. Every output
@@ -17,7 +17,7 @@ same draws in the same order.
 
 import tensorflow as tf
 
-from tfvae.endpoints import float32_archive
+from tfvae.serving.endpoints import float32_archive
 
 
 def build_export_archive(model):

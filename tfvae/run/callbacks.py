@@ -13,7 +13,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae import evaluate, visualize
+from tfvae import diagnostics
+from tfvae.run import summary_figure
 
 
 class LatentDiagnostics(keras.callbacks.Callback):
@@ -40,8 +41,8 @@ class LatentDiagnostics(keras.callbacks.Callback):
         for name, examples in self.splits.items():
             posterior = self.model.encode(examples)
             with self.writers[name].as_default(step=epoch):
-                tf.summary.scalar("active_units", evaluate.active_units(posterior.mean()))
-                for channel, kl in enumerate(evaluate.kl_per_channel(posterior)):
+                tf.summary.scalar("active_units", diagnostics.active_units(posterior.mean()))
+                for channel, kl in enumerate(diagnostics.kl_per_channel(posterior)):
                     tf.summary.scalar(f"kl_per_channel/{channel}", kl)
                 tf.summary.histogram("posterior/mean", posterior.mean())
                 tf.summary.histogram("posterior/logvar", posterior.logvar)
@@ -93,7 +94,7 @@ class SampleImages(keras.callbacks.Callback):
         columns = len(self.examples)
         pairs = np.concatenate([self.as_images(self.examples), self.as_images(self.model.reconstruct(self.examples))])
         with self.writer.as_default(step=epoch):
-            tf.summary.image("reconstructions", visualize.tile(pairs, columns)[np.newaxis])
+            tf.summary.image("reconstructions", summary_figure.tile(pairs, columns)[np.newaxis])
             if self.num_samples:
                 self.write_samples()
         self.writer.flush()
@@ -102,13 +103,13 @@ class SampleImages(keras.callbacks.Callback):
         latent_shape = self.model.latent_shape()
         noise = np.random.default_rng(self.seed).standard_normal((self.num_samples, *latent_shape))
         samples = self.as_images(self.model.generate(noise.astype(np.float32)))
-        tf.summary.image("prior_samples", visualize.tile(samples, 8)[np.newaxis])
+        tf.summary.image("prior_samples", summary_figure.tile(samples, 8)[np.newaxis])
         if latent_shape == (2,):
-            grid = self.as_images(self.model.generate(visualize.manifold_latents(12)))
-            tf.summary.image("manifold", visualize.tile(grid, 12)[np.newaxis])
+            grid = self.as_images(self.model.generate(summary_figure.manifold_latents(12)))
+            tf.summary.image("manifold", summary_figure.tile(grid, 12)[np.newaxis])
 
     def as_images(self, values):
-        return visualize.as_images(values, self.image_shape)
+        return summary_figure.as_images(values, self.image_shape)
 
 
 class NonFiniteLossError(RuntimeError):

@@ -15,15 +15,14 @@ import numpy as np
 from tfvae import __version__
 from tfvae.autoencoder_kl import AutoencoderKL, AutoencoderKLTrainer
 from tfvae.autoencoder_kl.objective import RECONSTRUCTION_LOSSES
-from tfvae.callbacks import NonFiniteLossError
 from tfvae.data import CACHE_IN_MEMORY_BYTES, DataError, open_images, open_training_images
-from tfvae.evaluate import summarize
-from tfvae.export import SignatureChangeError, export_saved_model
-from tfvae.model import VAE
-from tfvae.resumable_run import BackupMismatchError
-from tfvae.run_lock import RunLockedError
-from tfvae.saving import ModelFileError, load_model
-from tfvae.training import (
+from tfvae.diagnostics import summarize
+from tfvae.files.run_lock import RunLockedError
+from tfvae.input_checks import InputError
+from tfvae.run.callbacks import NonFiniteLossError
+from tfvae.run.model_files import ModelFileError, load_model
+from tfvae.run.resumable_run import BackupMismatchError
+from tfvae.run.training import (
     JIT_COMPILE_CHOICES,
     LIKELIHOODS,
     MODEL_FAMILIES,
@@ -35,7 +34,8 @@ from tfvae.training import (
     monitored_metric,
     train,
 )
-from tfvae.validation import InputError
+from tfvae.serving.export import SignatureChangeError, export_saved_model
+from tfvae.vae import VAE
 
 # Flag help for every TrainConfig field; the flag is the field's name with dashes.
 TRAIN_FLAGS = {
@@ -155,7 +155,7 @@ def _config_defaults(argv):
 
 
 def _build_parser(config_defaults):
-    # Read by tfvae.tensorflow_logs while tfvae is imported (TensorFlow logs before any parsing); listed for --help.
+    # Read by tfvae.cli.tensorflow_logs while tfvae is imported (TensorFlow logs before any parsing); listed for --help.
     logging = argparse.ArgumentParser(add_help=False)
     logging.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                          help="show TensorFlow's C++ log lines (hidden by default, as TF_CPP_MIN_LOG_LEVEL=3 would)")

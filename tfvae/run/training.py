@@ -24,16 +24,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae import callbacks as tfvae_callbacks
-from tfvae import data, networks, saving, visualize
+from tfvae import data, networks
+from tfvae._keras.fused_adam import FusedAdam
 from tfvae.autoencoder_kl import AutoencoderKL, AutoencoderKLTrainer, LatentDiffusionLoss, PatchDiscriminator
 from tfvae.autoencoder_kl.objective import RECONSTRUCTION_LOSSES
-from tfvae.export import SignatureChangeError, export_saved_model
-from tfvae.model import VAE
-from tfvae.optimizers import FusedAdam
-from tfvae.resumable_run import BACKUP, ResumableEarlyStopping, ResumableRun, newest_backup
-from tfvae.run_lock import RunLock
-from tfvae.validation import InputError
+from tfvae.files.run_lock import RunLock
+from tfvae.input_checks import InputError
+from tfvae.run import callbacks as tfvae_callbacks
+from tfvae.run import model_files, summary_figure
+from tfvae.run.resumable_run import BACKUP, ResumableEarlyStopping, ResumableRun, newest_backup
+from tfvae.serving.export import SignatureChangeError, export_saved_model
+from tfvae.vae import VAE
 
 JIT_COMPILE_CHOICES = ("auto", "on", "off")
 STRATEGIES = ("default", "mirrored", "multiworker")
@@ -268,7 +269,7 @@ def _run(config, strategy, chief):
         config.to_json(config_path)
     history.history = read_history(os.path.join(run_dir, "history.csv"))
     trained = model.autoencoder if config.model == AUTOENCODER_KL else model
-    saving.save_atomically(trained.save, os.path.join(run_dir, "model.keras"))
+    model_files.save_model(trained, os.path.join(run_dir, "model.keras"))
     save_summary(model, history.history, inputs.get("validation", inputs["train"]), image_shape,
                  os.path.join(run_dir, "summary.png"), monitored_metric(config)[0])
     export_path = _export(trained, config) if chief else None
@@ -446,13 +447,13 @@ def make_callbacks(config, inputs, image_shape):
 def save_summary(model, history, examples, image_shape, path, metric="elbo"):
     """Writes the run's summary PNG: learning curves of `metric`, 8 examples with their reconstructions and, for a
     VAE, 32 samples from the prior (not for an autoencoder: N(0, I) is not its latents' distribution)."""
-    inputs, reconstructions = (visualize.as_images(values, image_shape)
+    inputs, reconstructions = (summary_figure.as_images(values, image_shape)
                                for values in (examples[:8], model.reconstruct(examples[:8])))
     samples = None
     if isinstance(model, VAE):
         noise = np.random.default_rng(0).standard_normal((32, *model.latent_shape())).astype(np.float32)
-        samples = visualize.as_images(model.generate(noise), image_shape)
-    visualize.save_run_summary(path, history, inputs, reconstructions, samples, metric)
+        samples = summary_figure.as_images(model.generate(noise), image_shape)
+    summary_figure.save_run_summary(path, history, inputs, reconstructions, samples, metric)
 
 
 def _report_skipped(*image_sets):

@@ -1,0 +1,231 @@
+"""SavedModel export for TF Serving: named signatures, integer versions, atomic writes.
+
+Layout, as TF Serving reads it: `<export_root>/<model_name>/<version>/` with `<version>` a positive integer. A version
+is written to a hidden staging folder beside it and renamed into place only when complete, so a crash or a kill
+never leaves a partial version that a server could load; an existing version is never overwritten.
+
+Signatures (inputs and outputs are float32 with an unknown batch dimension, except `num_samples`):
+
+| signature | inputs | outputs |
+|---|---|---|
+| `serving_default` | `x [n, *data]` | `reconstruction [n, *data]`: E[x given z] at the posterior mean |
+| `encode` | `x [n, *data]` | `mean`, `logvar`, `z` `[n, *latent]`: q(z given x) and one sample `z = mean + exp(logvar / 2) * eps` |
+| `decode` | `z [n, *latent]` | the likelihood's parameters: `probs` (Bernoulli) or `mean`, `logvar` (Gaussian) `[n, *data]` |
+| `sample` | `num_samples []` int32 | `z [n, *latent]` drawn from N(0, I), `sample [n, *data]`: E[x given z] |
+| `sample_from_noise` | `noise [n, *latent]` | the same, with `z = noise` given by the caller |
+| `elbo` | `x [n, *data]` | `elbo`, `kl`, `reconstruction` `[n]`: one-sample ELBO terms per example |
+
+Random signatures (`encode`, `sample`, `elbo`) draw from the model's seed generator, whose state is saved with the
+model: a freshly loaded SavedModel gives the same draws in the same order, and each call advances the state.
+
+TF Serving moves every client to the newest version as soon as it appears, so a version whose signatures (names, input
+and output keys, shapes, dtypes) differ from the newest one's is refused unless the change is asked for: clients
+would get requests refused that the previous version took.
+
+A `tfvae.AutoencoderKL` has its own signatures on images of any size: see `tfvae.serving.autoencoder_kl_signatures`.
+"""
+
+import os
+import re
+import shutil
+
+import keras
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
+from tfvae.autoencoder_kl import AutoencoderKL
+from tfvae.files.run_lock import process_alive
+from tfvae.serving import autoencoder_kl_signatures
+from tfvae.serving.endpoints import float32_archive
+
+SIGNATURE_NAMES = ("serving_default", "encode", "decode", "sample", "sample_from_noise", "elbo")
+_STAGING_PREFIX = ".staging-"
+_DIFFERENCES_SHOWN = 3
+
+
+class SignatureChangeError(ValueError):
+    """A new version whose signatures differ from those of the newest version of the same model."""
+
+
+def export_saved_model(model, model_dir, version=None, keep=None, allow_signature_change=False):
+    """Writes `model` as a new SavedModel version under `model_dir` and returns its path.
+
+    Args:
+        model: a built `tfvae.VAE` whose encoder has a known input shape, or a `tfvae.AutoencoderKL`.
+        model_dir: `<export_root>/<model_name>`; created if missing.
+        version: a positive integer; None takes one more than the newest version present (1 for the first).
+        keep: if given, only the newest `keep` versions remain after the export.
+        allow_signature_change: write the version even if its signatures differ from the newest version's.
+
+    Returns:
+        The path of the new version folder.
+
+    Raises:
+        FileExistsError: when `version` already exists.
+        SignatureChangeError: when the signatures differ from the newest version's and `allow_signature_change` is
+            False; nothing is written.
+        ValueError: when the model's data shape has an unknown size (`sample` needs to know the latent's).
+    """
+    os.makedirs(model_dir, exist_ok=True)
+    _remove_abandoned_staging(model_dir)
+    version = _next_version(model_dir) if version is None else int(version)
+    if version < 1:
+        raise ValueError(f"A SavedModel version must be a positive integer, got {version}.")
+    final_path = os.path.join(model_dir, str(version))
+    if os.path.exists(final_path):
+        raise FileExistsError(f"Version {version} exists at {final_path}; versions are never overwritten.")
+    staging_path = os.path.join(model_dir, f"{_STAGING_PREFIX}{version}-{os.getpid()}")
+    try:
+        build_export_archive(model).write_out(staging_path, verbose=False)
+        if not allow_signature_change:
+            _check_signatures_unchanged(model_dir, staging_path)
+        os.rename(staging_path, final_path)
+    except BaseException:
+        shutil.rmtree(staging_path, ignore_errors=True)
+        raise
+    if keep is not None:
+        _keep_newest(model_dir, keep)
+    return final_path
+
+
+def build_export_archive(model):
+    """A `keras.export.ExportArchive` holding `model` and the endpoints listed in this module's docstring."""
+    if isinstance(model, AutoencoderKL):
+        return autoencoder_kl_signatures.build_export_archive(model)
+    data_shape, latent_shape = model.data_shape, model.latent_shape()
+    if None in data_shape:
+        raise ValueError(
+            f"The encoder takes examples of shape {data_shape}; a SavedModel needs every size but the batch's known "
+            "(its `sample` signature draws latents of a fixed shape). Build the encoder on keras.Input of the "
+            "serving image size; a fully convolutional model's weights load into it unchanged."
+        )
+    if not model.built:
+        model.build((None, *data_shape))
+    data_spec = tf.TensorSpec((None, *data_shape), tf.float32, name="x")
+    latent_spec = tf.TensorSpec((None, *latent_shape), tf.float32, name="z")
+
+    def reconstruct(x):
+        return {"reconstruction": model.reconstruct(x)}
+
+    def encode(x):
+        posterior = model.encode(x)
+        z = posterior.sample(seed=model.next_seed())
+        return {"mean": posterior.mean(), "logvar": posterior.logvar, "z": z}
+
+    def decode(z):
+        return model.likelihood.named_parameters(model.decode(z))
+
+    def sample_from_noise(noise):
+        return {"z": noise, "sample": model.generate(noise)}
+
+    def sample(num_samples):
+        noise = keras.random.normal((num_samples, *latent_shape), seed=model.seed_generator)
+        return sample_from_noise(noise)
+
+    def elbo(x):
+        reconstruction, posterior, _ = model.elbo_terms(x)
+        kl = posterior.kl()
+        return {"elbo": -(reconstruction + kl), "kl": kl, "reconstruction": reconstruction}
+
+    endpoints = {
+        "serving_default": (reconstruct, data_spec),
+        "encode": (encode, data_spec),
+        "decode": (decode, latent_spec),
+        "sample": (sample, tf.TensorSpec((), tf.int32, name="num_samples")),
+        "sample_from_noise": (sample_from_noise, tf.TensorSpec((None, *latent_shape), tf.float32, name="noise")),
+        "elbo": (elbo, data_spec),
+    }
+    return float32_archive(model, {name: endpoints[name] for name in SIGNATURE_NAMES})
+
+
+def read_signatures(path):
+    """The signatures of the SavedModel at `path`, read from its `saved_model.pb` without loading it.
+
+    Returns:
+        `{signature: {"inputs": {key: (dtype, shape)}, "outputs": {key: (dtype, shape)}}}`, with -1 for a dimension
+        of unknown size.
+    """
+    saved_model = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as file:
+        saved_model.ParseFromString(file.read())
+    return {
+        name: {"inputs": _tensor_specs(signature.inputs), "outputs": _tensor_specs(signature.outputs)}
+        for name, signature in saved_model.meta_graphs[0].signature_def.items()
+        if not name.startswith("__")  # TensorFlow's own entries, such as __saved_model_init_op
+    }
+
+
+def signature_differences(old, new):
+    """What differs between two `read_signatures` results, as readable phrases, `serving_default` first (empty when
+    they are the same)."""
+    differences = [f"signature {name} {'removed' if name in old else 'added'}"
+                   for name in sorted(old.keys() ^ new.keys())]
+    for name in sorted(old.keys() & new.keys(), key=lambda name: (name != "serving_default", name)):
+        for kind in ("inputs", "outputs"):
+            before, after = old[name][kind], new[name][kind]
+            for key in sorted(before.keys() | after.keys()):
+                if before.get(key) != after.get(key):
+                    differences.append(
+                        f"{name} {kind[:-1]} {key}: {_describe(before.get(key))} -> {_describe(after.get(key))}"
+                    )
+    return differences
+
+
+def list_versions(model_dir):
+    """The integer versions present under `model_dir`, oldest first."""
+    if not os.path.isdir(model_dir):
+        return []
+    return sorted(int(entry) for entry in os.listdir(model_dir) if re.fullmatch(r"[1-9][0-9]*", entry))
+
+
+def _next_version(model_dir):
+    versions = list_versions(model_dir)
+    return versions[-1] + 1 if versions else 1
+
+
+def _check_signatures_unchanged(model_dir, staging_path):
+    versions = list_versions(model_dir)
+    if not versions:
+        return
+    newest = versions[-1]
+    differences = signature_differences(read_signatures(os.path.join(model_dir, str(newest))),
+                                        read_signatures(staging_path))
+    if differences:
+        shown = "; ".join(differences[:_DIFFERENCES_SHOWN])
+        if len(differences) > _DIFFERENCES_SHOWN:
+            shown += f"; {len(differences) - _DIFFERENCES_SHOWN} more"
+        raise SignatureChangeError(
+            f"not exporting to {model_dir}: the signatures differ from those of version {newest} "
+            f"({shown}), and TF Serving would send that version's clients to a model that refuses "
+            "their requests. Choose another model name (--model-name, or --model-dir for tfvae export), or pass "
+            "--allow-signature-change."
+        )
+
+
+def _tensor_specs(tensor_infos):
+    return {
+        key: (tf.dtypes.as_dtype(info.dtype).name, tuple(dim.size for dim in info.tensor_shape.dim))
+        for key, info in tensor_infos.items()
+    }
+
+
+def _describe(spec):
+    if spec is None:
+        return "none"
+    dtype, shape = spec
+    return f"{dtype} [{', '.join('?' if size < 0 else str(size) for size in shape)}]"
+
+
+def _keep_newest(model_dir, keep):
+    if keep < 1:
+        raise ValueError(f"keep must be at least 1, got {keep}.")
+    for version in list_versions(model_dir)[:-keep]:
+        shutil.rmtree(os.path.join(model_dir, str(version)))
+
+
+def _remove_abandoned_staging(model_dir):
+    """Deletes staging folders whose exporting process is gone (it was killed mid-export)."""
+    for entry in os.listdir(model_dir):
+        match = re.fullmatch(re.escape(_STAGING_PREFIX) + r"[0-9]+-([0-9]+)", entry)
+        if match and not process_alive(int(match.group(1))):
+            shutil.rmtree(os.path.join(model_dir, entry), ignore_errors=True)
