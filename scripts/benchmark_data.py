@@ -95,9 +95,9 @@ def train_step_rate(images):
     import numpy as np
     import tensorflow as tf
 
-    from tfvae.run.training import TrainConfig, build_model
+    from tfvae.run.training import build_model, make_config
 
-    config = TrainConfig(dataset="benchmark", model="conv")
+    config = make_config(dataset="benchmark", model="conv")
     model = build_model(config, (IMAGE_SIDE, IMAGE_SIDE, 3))
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), jit_compile="auto",
                   steps_per_execution=config.steps_per_execution)

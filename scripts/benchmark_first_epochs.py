@@ -75,7 +75,7 @@ def child(output_dir, epochs):
     # The run's own callbacks first, so that an epoch ends after its backup and history are written.
     make_callbacks = training.make_callbacks
     training.make_callbacks = lambda *args, **kwargs: [*make_callbacks(*args, **kwargs), Timestamps()]
-    config = training.TrainConfig(epochs=epochs, output_dir=os.path.join(output_dir, "run"),
+    config = training.make_config(epochs=epochs, output_dir=os.path.join(output_dir, "run"),
                                   export_root=os.path.join(output_dir, "exports"), verbose=0)
     training.train(config)
     print(json.dumps(marks), flush=True)

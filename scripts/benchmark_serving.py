@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae.data import frey_face
-from tfvae.run.training import TrainConfig, build_model
+from tfvae.run.training import build_model, make_config
 from tfvae.serving.export import export_saved_model
 
 
@@ -38,7 +38,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=200, help="timed calls per row")
     args = parser.parse_args()
 
-    model = build_model(TrainConfig(), frey_face.IMAGE_SHAPE)
+    model = build_model(make_config(), frey_face.IMAGE_SHAPE)
     images = frey_face.packaged_images().reshape(-1, 560).astype(np.float32) / 255.0
     with tempfile.TemporaryDirectory() as export_dir:
         loaded = tf.saved_model.load(export_saved_model(model, export_dir))

@@ -4,9 +4,9 @@
 tfvae model then loads with `keras.models.load_model`. It changes nothing else outside tfvae: TensorFlow's logging
 and the process's file descriptors stay as they are.
 
-The `tfvae` command (`tfvae_command`) starts without the library, so that `--help` and `--version` answer without
-importing TensorFlow and the command can quiet TensorFlow's start-up lines before importing it; the public names
-below then import on first use (PEP 562).
+The `tfvae` command (`tfvae_command`, or `python -m tfvae`) starts without the library, so that `--help` and
+`--version` answer without importing TensorFlow and the command can quiet TensorFlow's start-up lines before importing
+it; the public names below then import on first use (PEP 562).
 """
 
 import importlib
@@ -43,6 +43,17 @@ def __dir__():
     return sorted({*globals(), *__all__})
 
 
-if "tfvae_command" not in sys.modules:  # a library user: import the public names now (see the module docstring)
+def _imported_by_the_command():
+    """Whether this import starts the `tfvae` command: the console script (`tfvae_command`), or `python -m tfvae`
+    (or `-m tfvae.cli`), for which the interpreter imports this package while `sys.argv` is still `["-m"]`."""
+    if "tfvae_command" in sys.modules:
+        return True
+    orig_argv = getattr(sys, "orig_argv", [])
+    if sys.argv[:1] != ["-m"] or "-m" not in orig_argv[:-1]:
+        return False
+    return orig_argv[orig_argv.index("-m") + 1] in ("tfvae", "tfvae.cli")
+
+
+if not _imported_by_the_command():  # a library user: import the public names now (see the module docstring)
     for _name in _NAMES:
         __getattr__(_name)

@@ -1,20 +1,19 @@
 """The diagonal Gaussian of a VAE: the posterior q(z|x) and the Gaussian decoder's p(x|z)."""
 
-import functools
 import math
 
 import tensorflow as tf
 import tensorflow_probability as tfp
-from tensorflow_probability.python.distributions import transformed_distribution
 
 from tfvae import tensor_math
+from tfvae._keras.lazy_normal import LazyMultivariateNormalDiag
 
 tfd = tfp.distributions
 
 DEFAULT_LOGVAR_RANGE = (-30.0, 20.0)
 
 
-class DiagonalGaussian(tfd.MultivariateNormalDiag):
+class DiagonalGaussian(LazyMultivariateNormalDiag):
     """N(mu, diag(sigma^2)) built from one parameter tensor whose last axis holds `[mu, log sigma^2]`.
 
     The encoder (or a Gaussian decoder) emits `params`; its last axis is split into the mean `mu` and the
@@ -23,7 +22,8 @@ class DiagonalGaussian(tfd.MultivariateNormalDiag):
 
     It is a `tfp.distributions.MultivariateNormalDiag` (`loc=mu`, `scale_diag=sigma`), so TFP's `log_prob`,
     `kl_divergence` and `sample` work on it; its event is the last axis. Building one costs the three ops of `mu`,
-    `log sigma^2` and `sigma`: TFP's scale operator, bijector and base distribution are built when first used.
+    `log sigma^2` and `sigma`: TFP's scale operator, bijector and base distribution are built when first used
+    (`tfvae._keras.lazy_normal`).
     `sample` is reparameterized, `z = mu + sigma * epsilon` with `epsilon ~ N(0, I)`, so gradients reach both halves
     of `params`; with the same seed it draws the same `epsilon` with and without XLA.
 
@@ -59,54 +59,11 @@ class DiagonalGaussian(tfd.MultivariateNormalDiag):
             params = parameters["params"] = _as_float_params(params)  # a tensor part, whatever was given
             low, high = check_logvar_range(logvar_range)
             mean, logvar = tf.split(params, 2, axis=-1)
-            self._loc = mean
             self._logvar = tf.clip_by_value(logvar, low, high)
             self._deterministic = bool(deterministic)
             self._std = tf.zeros_like(mean) if deterministic else tf.exp(0.5 * self._logvar)
-            # Only `Distribution`'s own set-up runs here. `MultivariateNormalDiag.__init__` builds TFP's scale
-            # operator, bijectors and base distribution: 2 ms of Python per eager call, more than the encoder's
-            # network. They are built when first used (see `_normal`); the mean, the log-variance, `sample`, `kl`
-            # and `nll` never need them.
-            tfd.Distribution.__init__(
-                self,
-                dtype=mean.dtype,
-                reparameterization_type=tfd.FULLY_REPARAMETERIZED,
-                validate_args=validate_args,
-                allow_nan_stats=allow_nan_stats,
-                parameters=parameters,
-                name=name,
-            )
-        # What `TransformedDistribution.__init__` and `MultivariateNormalLinearOperator.__init__` would set besides
-        # the parts `_normal` builds.
-        self._kwargs_split_fn = transformed_distribution._default_kwargs_split_fn
-        self._is_joint = False
-        self._experimental_use_kahan_sum = False
-
-    @functools.cached_property
-    def _normal(self):
-        """The `MultivariateNormalDiag(mu, sigma)` whose scale, bijector and base distribution this one uses."""
-        return tfd.MultivariateNormalDiag(
-            loc=self._loc,
-            scale_diag=self._std,
-            validate_args=self.validate_args,
-            allow_nan_stats=self.allow_nan_stats,
-            name=self.name,
-        )
-
-    @property
-    def scale(self):
-        """`diag(sigma)` as a `tf.linalg.LinearOperatorDiag`."""
-        return self._normal.scale
-
-    @property
-    def bijector(self):
-        """`z = mu + sigma * epsilon`, the bijector from the standard normal (TFP's `TransformedDistribution`)."""
-        return self._normal.bijector
-
-    @property
-    def distribution(self):
-        """The standard normal `epsilon` is drawn from (TFP's `TransformedDistribution`)."""
-        return self._normal.distribution
+            super().__init__(mean, self._std, parameters=parameters, validate_args=validate_args,
+                             allow_nan_stats=allow_nan_stats, name=name)
 
     @classmethod
     def _parameter_properties(cls, dtype, num_classes=None):

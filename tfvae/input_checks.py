@@ -1,35 +1,13 @@
-"""Checks of the data a model is given, made before any training step so that bad input fails at once and clearly."""
+"""Checks of the data a model is given, made before any step runs so that bad input fails at once and clearly."""
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae._keras.compiled_steps import bound_arguments, is_fits_validation
-
 
 class InputError(ValueError):
     """Data that a model cannot learn from: wrong shape or dtype, empty, non-finite, or out of the range it models."""
 
-
-class CheckedInputs:
-    """A `keras.Model` mixin: `fit` checks `x` and `validation_data`, and `evaluate` checks `x`, with the model's
-    `check_data(data, role)` before Keras sees them.
-
-    `fit` checks its validation data when it starts: its evaluation at each epoch's end
-    (`keras_steps.is_fits_validation`) is not checked again. Checking a dataset reads a batch: for the VAE of the
-    default `tfvae train`, 7 ms, 7% of a steady epoch.
-    """
-
-    def fit(self, *args, **kwargs):
-        arguments = bound_arguments(keras.Model.fit, self, args, kwargs)
-        self.check_data(arguments.get("x"))
-        self.check_data(arguments.get("validation_data"), role="validation_data")
-        return super().fit(*args, **kwargs)
-
-    def evaluate(self, x=None, y=None, *args, **kwargs):
-        if not is_fits_validation(kwargs):
-            self.check_data(x)
-        return super().evaluate(x, y, *args, **kwargs)
 
 
 def check_data(data, data_shape, *, role="x", unit_interval=None):

@@ -36,5 +36,4 @@ class SeedState:
 
     def load_own_variables(self, store):
         self.seed_generator.state.assign(store[_SEED_STATE_KEY])
-        for index, variable in enumerate(self._trainable_variables + self._non_trainable_variables):
-            variable.assign(store[str(index)])
+        super().load_own_variables({key: store[key] for key in store.keys() if key != _SEED_STATE_KEY})

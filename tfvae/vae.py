@@ -4,23 +4,20 @@ import keras
 import tensorflow as tf
 
 from tfvae import input_checks, likelihoods, tensor_math
-from tfvae._keras.array_inputs import ArrayInputs
-from tfvae._keras.compiled_steps import CompiledSteps, reducible_across_workers
 from tfvae._keras.eager import compiled_when_eager
 from tfvae._keras.fused_adam import FusedAdam
+from tfvae._keras.trainable import TrainableModel
 from tfvae.distributions import DEFAULT_LOGVAR_RANGE
 from tfvae.layers import DiagonalGaussianLambda
 from tfvae.seeding import SeedState
 
-# Train steps per call into TensorFlow unless `compile` is told otherwise. In one paired run of scripts/benchmark.py
-# (784-500-20, batch 100, a heavily loaded 2-core machine) `fit` on arrays trained 724 examples/s with 1 step per
-# call, 930 with 10, 1,197 with 30 and 1,467 with 100, the epochs' spreads overlapping from 10 on; 10, as
-# `tfvae train` uses, keeps callbacks (progress bar, NaN guard) close to every step.
+# Train steps per call into TensorFlow unless `compile` is told otherwise: the Python work of each call (callbacks,
+# fetching the logs) is paid once per this many batches, and callbacks still see every tenth batch.
 STEPS_PER_EXECUTION = 10
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
-class VAE(SeedState, CompiledSteps, input_checks.CheckedInputs, ArrayInputs, keras.Model):
+class VAE(SeedState, TrainableModel):
     """A variational autoencoder (Kingma & Welling, "Auto-Encoding Variational Bayes").
 
     The data path of `call`:
@@ -90,9 +87,9 @@ class VAE(SeedState, CompiledSteps, input_checks.CheckedInputs, ArrayInputs, ker
         self.beta = self.add_weight(
             shape=(), initializer=keras.initializers.Constant(beta), trainable=False, name="beta"
         )
-        self.elbo_tracker = keras.metrics.Mean(name="elbo")
-        self.kl_tracker = keras.metrics.Mean(name="kl")
-        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+        self.elbo_tracker = keras.metrics.Mean(name="elbo", dtype="float32")
+        self.kl_tracker = keras.metrics.Mean(name="kl", dtype="float32")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction", dtype="float32")
         if getattr(encoder, "inputs", None):
             self.build((None, *self.data_shape))
 
@@ -197,56 +194,29 @@ class VAE(SeedState, CompiledSteps, input_checks.CheckedInputs, ArrayInputs, ker
         self.reconstruction_tracker.update_state(reconstruction)
         return self.likelihood.mean(decoder_params)
 
-    def compile(self, optimizer="adam", jit_compile="auto", steps_per_execution="auto", **kwargs):
-        """`keras.Model.compile`, with defaults chosen for speed.
+    STEPS_PER_EXECUTION = STEPS_PER_EXECUTION
 
-        `jit_compile="auto"` means XLA unless a `tf.distribute` strategy is active. Keras' own "auto" turns XLA off
-        on CPU-only machines. At one step per call XLA was the faster on CPU too (one run of `scripts/benchmark.py`
-        on 2 cores, 784-500-20, batch 100: 8,205 examples/s against 7,760); at 10 steps per call the graph was
-        (two paired runs: 15,641 and 16,628 against 13,361 and 15,124; at batch 1000 21,106 against 20,654), and
-        it starts sooner, without XLA's compilation. XLA stays the default so that a model trains the same way on
-        CPU, GPU and TPU; `jit_compile=False` is the faster choice on a CPU. Under a strategy XLA stays off, as
-        Keras requires there.
-
-        `steps_per_execution="auto"` runs `STEPS_PER_EXECUTION` train steps per call into TensorFlow instead of
-        Keras' one: the Python work of each call (callbacks, fetching the logs) is then paid once per
-        `STEPS_PER_EXECUTION` batches. Callbacks see the batches in groups: `on_train_batch_begin` and
-        `on_train_batch_end` run once per execution, with the index of its first and its last batch, so the progress
-        bar, `TensorBoard(update_freq=N)` and anything else counting batches move `STEPS_PER_EXECUTION` batches at a
-        time; the logs they get are those of the group's last step. Epoch-level callbacks see no difference, and an
-        epoch's last group may be shorter (its last batch too: it is counted with its own size). A call given its
-        number of steps (`steps_per_epoch`, `steps`) runs exactly those, in groups that divide it (see
-        `keras_steps.CompiledSteps`). An int passed by the caller wins (1 for per-batch callbacks).
+    def compile(self, optimizer="adam", **kwargs):
+        """`keras.Model.compile` with tfvae's defaults (`TrainableModel.compile`); no `loss`: the loss is the
+        negative ELBO, added in `call`.
 
         `optimizer="adam"` is a `tfvae.optimizers.FusedAdam` with Keras' Adam defaults: Adam's steps in fewer ops.
+        `jit_compile="auto"` is XLA where a GPU or TPU is present (and no `tf.distribute` strategy), a TensorFlow
+        graph on CPU-only machines. `steps_per_execution="auto"` runs `STEPS_PER_EXECUTION` train steps per call
+        into TensorFlow: callbacks see the batches in groups (`on_train_batch_begin`/`_end` once per group, with the
+        index of its first and last batch, and the logs of its last step), so the progress bar and
+        `TensorBoard(update_freq=N)` move `STEPS_PER_EXECUTION` batches at a time; an int wins (1 for per-batch
+        callbacks). A call given its number of steps runs exactly those.
         """
-        if optimizer == "adam":
-            optimizer = FusedAdam()
-        if jit_compile == "auto":
-            jit_compile = not tf.distribute.has_strategy()
-        if steps_per_execution == "auto":
-            steps_per_execution = STEPS_PER_EXECUTION
-        super().compile(optimizer=optimizer, jit_compile=jit_compile, steps_per_execution=steps_per_execution,
-                        **kwargs)
-        if self.built:
-            # Keras skips its own build of the optimizer for a model built before `fit`: the optimizer would then
-            # create its slots while the train step is traced, and TensorFlow traces a function that created
-            # variables a second time, seconds more before the first step.
-            self.optimizer.build(self.trainable_variables)
+        super().compile(optimizer=FusedAdam() if optimizer == "adam" else optimizer, **kwargs)
 
     def compile_from_config(self, config):
         """Recompiles a loaded model (Keras skips models whose `compile` is overridden unless this is defined)."""
         self.compile(**keras.saving.deserialize_keras_object(config))
 
-    def train_step(self, data):
-        return reducible_across_workers(self.distribute_strategy, super().train_step(data))
-
-    def test_step(self, data):
-        return reducible_across_workers(self.distribute_strategy, super().test_step(data))
-
     def check_data(self, data, role="x"):
-        """Raises `input_checks.InputError` if `data` does not fit this model (shape, dtype, values; values in [0, 1]
-        for a Bernoulli likelihood). `fit` and `evaluate` call it first (`input_checks.CheckedInputs`)."""
+        """Raises `tfvae.InputError` if `data` does not fit this model (shape, dtype, values; values in [0, 1]
+        for a Bernoulli likelihood). `fit`, `evaluate` and `predict` call it first (`TrainableModel`)."""
         unit_interval = (
             "a Bernoulli decoder models pixels in [0, 1] (for data outside [0, 1], use likelihood='gaussian')"
             if self.likelihood.name == "bernoulli" else None

@@ -68,5 +68,7 @@ def _trace_once(model, method, spec, kwargs, jit_compile):
     function = tf.function(run, input_signature=[spec], jit_compile=jit_compile, autograph=False)
     # TensorFlow counts the traces of all functions made from `run`'s code together and warns of "excessive
     # retracing" at the fifth: one model's methods and shapes reach that, each traced once as it should be.
+    # PRIVATE: `tf.function`'s `_omit_frequent_tracing_warning` (TensorFlow 2.18-2.21); where TensorFlow does not
+    # read it, the warning shows and nothing else changes.
     function._omit_frequent_tracing_warning = True
     return function

@@ -27,6 +27,10 @@ class FusedAdam(keras.optimizers.Adam):
         dtype = variable.dtype
         step = tf.cast(self.iterations + 1, dtype)
         beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        # PRIVATE: Keras' Adam keeps its slots in `_momentums` and `_velocities`, indexed by `_get_variable_index`
+        # (Keras 3.8-3.15.1). Where they are absent the update is Keras' own, as for AMSGrad: correct, in more ops.
+        if not all(hasattr(self, name) for name in ("_momentums", "_velocities", "_get_variable_index")):
+            return super().update_step(gradient, variable, learning_rate)
         index = self._get_variable_index(variable)
         tf.raw_ops.ResourceApplyAdam(
             var=variable.handle,

@@ -4,13 +4,13 @@ import keras
 import tensorflow as tf
 
 from tfvae import input_checks
-from tfvae._keras.array_inputs import ArrayInputs
-from tfvae._keras.compiled_steps import CompiledSteps, reducible_across_workers
+from tfvae._keras import keras_state
+from tfvae._keras.trainable import TrainableModel
 from tfvae.autoencoder_kl.objective import LatentDiffusionLoss
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
-class AutoencoderKLTrainer(CompiledSteps, input_checks.CheckedInputs, ArrayInputs, keras.Model):
+class AutoencoderKLTrainer(TrainableModel):
     """An autoencoder, its objective and an optional discriminator, trained by `fit` in one step per batch.
 
     Each train step, for a batch `x` of images in [0, 1] (what tfvae's data pipelines give; the autoencoder sees
@@ -55,7 +55,7 @@ class AutoencoderKLTrainer(CompiledSteps, input_checks.CheckedInputs, ArrayInput
         names = ["loss", "reconstruction", "nll", "kl", "logvar"]
         if discriminator is not None:
             names += ["generator_loss", "discriminator_loss", "adaptive_weight"]
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+        self.trackers = {name: keras.metrics.Mean(name=name, dtype="float32") for name in names}
         self.discriminator_optimizer = None
 
     @property
@@ -70,19 +70,15 @@ class AutoencoderKLTrainer(CompiledSteps, input_checks.CheckedInputs, ArrayInput
             self.discriminator.build(input_shape)
         self.built = True
 
-    def compile(self, optimizer="adam", discriminator_optimizer="adam", jit_compile="auto", **kwargs):
-        """`keras.Model.compile` with a second optimizer, for the discriminator.
+    def compile(self, optimizer="adam", discriminator_optimizer="adam", **kwargs):
+        """`keras.Model.compile` with a second optimizer, for the discriminator, and tfvae's defaults
+        (`TrainableModel.compile`: no `loss`; `jit_compile="auto"` is XLA where a GPU or TPU is present).
 
         Args:
             optimizer: the autoencoder's (and log-variance's) optimizer.
             discriminator_optimizer: the discriminator's optimizer (unused without a discriminator).
-            jit_compile: XLA for the train step; `"auto"` means XLA unless a `tf.distribute` strategy is active
-                (Keras requires it off there), as for `tfvae.VAE`.
-            **kwargs: passed to `keras.Model.compile` (`steps_per_execution`, ...).
+            **kwargs: passed to `TrainableModel.compile` (`jit_compile`, `steps_per_execution`, ...).
         """
-        if jit_compile == "auto":
-            jit_compile = not tf.distribute.has_strategy()
-        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
         self.discriminator_optimizer = None
         if self.discriminator is not None:
             discriminator_optimizer = keras.optimizers.get(discriminator_optimizer)
@@ -92,7 +88,7 @@ class AutoencoderKLTrainer(CompiledSteps, input_checks.CheckedInputs, ArrayInput
             self.discriminator_optimizer = discriminator_optimizer
         if not self.built:  # for images of any size; else `fit` would build one optimizer for every weight
             self.build((None, None, None, self.autoencoder.in_channels))
-        self.build_optimizers()
+        super().compile(optimizer=optimizer, **kwargs)
 
     def build_optimizers(self):
         """Creates the optimizers' variables, each for the weights it trains (before restoring a checkpoint)."""
@@ -116,9 +112,9 @@ class AutoencoderKLTrainer(CompiledSteps, input_checks.CheckedInputs, ArrayInput
         self.compile(**keras.saving.deserialize_keras_object(config))
 
     def check_data(self, data, role="x"):
-        """Raises `input_checks.InputError` unless `data` holds images `[height, width, channels]` with the
-        autoencoder's channels and finite values in [0, 1]. `fit` and `evaluate` call it first
-        (`input_checks.CheckedInputs`)."""
+        """Raises `tfvae.InputError` unless `data` holds images `[height, width, channels]` with the
+        autoencoder's channels and finite values in [0, 1]. `fit`, `evaluate` and `predict` call it first
+        (`TrainableModel`)."""
         image_shape = (None, None, getattr(self.autoencoder, "in_channels", None))
         input_checks.check_data(data, image_shape, role=role,
                               unit_interval="AutoencoderKLTrainer takes images in [0, 1] (the autoencoder sees 2x - 1)")
@@ -221,7 +217,7 @@ class AutoencoderKLTrainer(CompiledSteps, input_checks.CheckedInputs, ArrayInput
         for name, value in values.items():
             self.trackers[name].update_state(value)
         logs = {name: self.trackers[name].result() for name in values}
-        return reducible_across_workers(self.distribute_strategy, logs)
+        return keras_state.reducible_across_workers(self.distribute_strategy, logs)
 
     def get_config(self):
         return {

@@ -5,7 +5,7 @@ import zipfile
 
 import keras
 
-from tfvae._keras.keras_saving import reuse_keras_skipsets
+from tfvae._keras.keras_state import reuse_keras_skipsets
 from tfvae.files.atomic import save_atomically
 from tfvae.vae import VAE
 

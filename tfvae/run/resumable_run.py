@@ -26,6 +26,7 @@ import time
 
 import keras
 
+from tfvae._keras import keras_state
 from tfvae.files import atomic
 from tfvae.run import model_files
 
@@ -82,7 +83,7 @@ class ResumableRun(keras.callbacks.Callback):
             ) from error
         with open(os.path.join(backup, LOGS)) as file:
             self.epochs = json.load(file)
-        self.model._initial_epoch = len(self.epochs)  # where Keras' `fit` starts, as `BackupAndRestore` sets it
+        keras_state.set_initial_epoch(self.model, len(self.epochs))  # where Keras' `fit` starts
         self._write_history()
         if self.best_epoch() == len(self.epochs) - 1:
             self._save_best(backup)
@@ -100,7 +101,7 @@ class ResumableRun(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         shutil.rmtree(self.backup_dir, ignore_errors=True)
-        self.model._initial_epoch = None
+        keras_state.set_initial_epoch(self.model, None)
 
     def best_epoch(self):
         """The first epoch with the best value of `monitor` (NaN counts as the worst)."""

@@ -14,8 +14,9 @@ import tensorflow as tf
 from helpers import run_command
 from PIL import Image
 
-from tfvae.cli import commands as cli
-from tfvae.run.training import TrainConfig
+from tfvae import cli
+from tfvae.cli import parser
+from tfvae.run.config import make_config
 
 TFVAE = os.path.join(os.path.dirname(sys.executable), "tfvae")
 FLAGS = ("--image-size", "32", "--model", "conv", "--latent-size", "2", "--epochs", "2", "--batch-size", "8",
@@ -90,20 +91,20 @@ def test_a_corrupt_image_stops_the_run_with_its_name_and_skipping_gets_past_it(f
 
 
 def test_the_data_flags_are_train_config_fields():
-    args = cli._build_parser({}).parse_args(["train", "--image-size", "64x48", "--channels", "3", "--cache", "none",
+    args = parser.build_parser().parse_args(["train", "--image-size", "64x48", "--channels", "3", "--cache", "none",
                                              "--image-key", "jpeg", "--skip-bad-images"])
     assert (args.image_size, args.channels, args.cache, args.image_key, args.skip_bad_images) == (
         "64x48", 3, "none", "jpeg", True)
     with pytest.raises(ValueError, match="HEIGHTxWIDTH"):
-        TrainConfig(image_size="64x")
+        make_config(image_size="64x")
     with pytest.raises(ValueError, match="channels must be 1 or 3"):
-        TrainConfig(channels=4)
+        make_config(channels=4)
 
 
 def test_a_pattern_or_a_folder_with_spaces_names_the_model_with_what_a_model_name_can_hold():
     for dataset, name in [("shards/train-*.tfrecord", "train"), ("My Photos/", "My_Photos"), ("faces.npz", "faces"),
                           ("***", "images")]:
-        config = TrainConfig(dataset=dataset)
+        config = make_config(dataset=dataset)
         assert (config.model_name, config.output_dir) == (name, os.path.join("runs", name)), dataset
 
 
@@ -121,4 +122,4 @@ def test_help_gives_each_default_once_and_none_for_options_without_one(capsys):
 
 def test_a_norm_num_groups_of_zero_is_named():
     with pytest.raises(ValueError, match="^norm_num_groups must be at least 1, got 0"):
-        TrainConfig(model="autoencoder_kl", norm_num_groups=0)
+        make_config(model="autoencoder_kl", norm_num_groups=0)

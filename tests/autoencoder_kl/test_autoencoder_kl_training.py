@@ -6,28 +6,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from small_models import SHAPE, make_trainer
 
-from tfvae.autoencoder_kl import AutoencoderKL, AutoencoderKLTrainer, LatentDiffusionLoss, PatchDiscriminator
 from tfvae.run.resumable_run import ResumableRun
-
-SHAPE = (16, 16, 3)
-
-
-def tiny_autoencoder(seed):
-    return AutoencoderKL(block_out_channels=(8,), norm_num_groups=4, latent_channels=2,
-                         mid_block_add_attention=False, seed=seed)
-
-
-def make_trainer(discriminator_start=0, seed=3, optimizer=keras.optimizers.SGD, learning_rate=1e-3, jit_compile=True):
-    keras.utils.set_random_seed(seed)
-    trainer = AutoencoderKLTrainer(
-        tiny_autoencoder(seed),
-        LatentDiffusionLoss(kl_weight=1e-2, discriminator_start=discriminator_start, discriminator_weight=0.5),
-        PatchDiscriminator(filters=4, num_layers=2),
-    )
-    trainer.build((None, *SHAPE))
-    trainer.compile(optimizer(learning_rate), optimizer(learning_rate), jit_compile=jit_compile)
-    return trainer
 
 
 def trainable(trainer):

@@ -1,17 +1,15 @@
-"""`VAE.compile`'s speed defaults, validation as one graph, and static training batches in `tfvae train`."""
+"""`VAE.compile`'s defaults (XLA only with an accelerator, several steps per call), validation as one graph, and
+static training batches in `tfvae train`."""
 
 import dataclasses
-import threading
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow.core.protobuf import config_pb2
-from tensorflow.python.eager import context
 
 from tfvae import VAE, data, networks
-from tfvae._keras.compiled_steps import graph_optimizer_off
+from tfvae._keras import trainable
 from tfvae.run import training
 from tfvae.vae import STEPS_PER_EXECUTION
 
@@ -59,47 +57,22 @@ def test_the_train_step_is_traced_once(rng):
     assert CountingVAE.traces == 1, "the optimizer's slots exist before the trace, which therefore runs once"
 
 
-def grappler_is_off():
-    """Whether a function this thread calls now for the first time skips grappler (its call options say so)."""
-    options = context.context().function_call_options.config_proto_serialized
-    return config_pb2.ConfigProto.FromString(options).graph_options.rewrite_options.disable_meta_optimizer
+@pytest.mark.parametrize("accelerator", [False, True], ids=["cpu-only", "accelerator"])
+def test_jit_compile_auto_is_xla_only_where_an_accelerator_is_present(monkeypatch, accelerator):
+    monkeypatch.setattr(trainable, "accelerator_present", lambda: accelerator)
+    model = make_vae()
+    model.compile()
+    assert model.jit_compile is accelerator
+    with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
+        distributed = make_vae()
+        distributed.compile()
+    assert distributed.jit_compile is False, "Keras needs XLA off under a strategy"
 
 
-class GrapplerRecordingVAE(VAE):
-    """Records, when Keras traces each step, whether the function being built will be optimized by grappler."""
-
-    def train_step(self, data):
-        self.grappler_off_in = {**getattr(self, "grappler_off_in", {}), "train": grappler_is_off()}
-        return super().train_step(data)
-
-    def test_step(self, data):
-        self.grappler_off_in = {**getattr(self, "grappler_off_in", {}), "test": grappler_is_off()}
-        return super().test_step(data)
-
-
-@pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
-def test_grappler_is_skipped_for_the_steps_of_an_xla_model_only(rng, jit_compile):
-    model = GrapplerRecordingVAE(networks.gaussian_mlp_encoder(DATA_SIZE, LATENT_SIZE, HIDDEN),
-                                 networks.bernoulli_mlp_decoder(LATENT_SIZE, DATA_SIZE, HIDDEN))
-    model.compile(jit_compile=jit_compile)
-    assert not grappler_is_off()
-    model.fit(binary(rng, 250), batch_size=100, epochs=1, validation_data=(binary(rng, 30),), verbose=0)
-    assert model.grappler_off_in == {"train": jit_compile, "test": jit_compile}, "this machine has no GPU"
-    assert not grappler_is_off(), "the thread's call options are restored after each call"
-
-
-def test_graph_optimizer_off_changes_only_this_thread_and_only_inside():
-    seen_by_other_thread = []
-    with graph_optimizer_off():
-        assert grappler_is_off()
-        other = threading.Thread(target=lambda: seen_by_other_thread.append(grappler_is_off()))
-        other.start()
-        other.join()
-    assert seen_by_other_thread == [False]
-    assert not grappler_is_off()
-    with pytest.raises(RuntimeError), graph_optimizer_off():
-        raise RuntimeError("the step failed")
-    assert not grappler_is_off()
+def test_compile_refuses_a_loss():
+    model = make_vae()
+    with pytest.raises(ValueError, match="takes no loss"):
+        model.compile(loss="mse")
 
 
 @pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
@@ -163,7 +136,7 @@ def test_training_batches_have_one_static_size(tmp_path, rng):
     assert data.pipeline(images, batch_size=16).element_spec.shape.as_list() == [None, 16]
 
     np.save(tmp_path / "images.npy", images)
-    config = training.TrainConfig(dataset=str(tmp_path / "images.npy"), epochs=1, batch_size=16, latent_size=2,
+    config = training.make_config(dataset=str(tmp_path / "images.npy"), epochs=1, batch_size=16, latent_size=2,
                                   hidden_units=8, validation_split=0.2, output_dir=str(tmp_path / "run"),
                                   export_root=str(tmp_path / "exports"), jit_compile="off", verbose=0)
     model, history, _ = training.train(config)

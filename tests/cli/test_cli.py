@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from helpers import SHARED_DATA, TENSORFLOW_ONLY_PREAMBLE, run_command, run_python
 
-from tfvae.cli import commands as cli
+from tfvae import cli
+from tfvae.cli import parser
+from tfvae.run import config
 
 TFVAE = os.path.join(os.path.dirname(sys.executable), "tfvae")
 SHARED_MNIST = os.path.join(SHARED_DATA, "mnist")
@@ -59,8 +61,8 @@ def test_a_config_file_repeats_a_run(tmp_path):
     first, second = (json.loads((tmp_path / run / "run" / "history.json").read_text()) for run in ("first", "second"))
     np.testing.assert_allclose(second["val_elbo"], first["val_elbo"], rtol=1e-5)
     argv = ["train", "--config", str(config), "--epochs", "1"]
-    overridden = cli._build_parser(cli._config_defaults(argv)).parse_args(argv)
-    assert overridden.epochs == 1 and overridden.latent_size == 3, "flags given with --config win over the file"
+    settings = parser.train_settings(parser.build_parser(argv).parse_args(argv))
+    assert settings["epochs"] == 1 and settings["latent_size"] == 3, "flags given with --config win over the file"
 
 
 @pytest.mark.skipif(not os.path.isdir(SHARED_MNIST), reason="../shared/data/mnist is absent")
@@ -111,3 +113,30 @@ print(model.latent_shape())
 """)
     assert output.strip().endswith("(3, 4, 2)")
 
+
+
+def test_a_flag_of_another_model_family_is_refused_in_one_line(capsys):
+    assert cli.main(["train", "--model", "autoencoder_kl", "--beta", "2", "--epochs", "1"]) == 1
+    assert capsys.readouterr().err == (
+        "tfvae train: beta is a setting of --model mlp and conv, not of --model autoencoder_kl.\n")
+    assert cli.main(["train", "--block-out-channels", "8", "16"]) == 1
+    assert "block_out_channels is a setting of --model autoencoder_kl, not of --model mlp." in capsys.readouterr().err
+
+
+def test_every_config_field_has_a_train_flag_with_its_help_and_family(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for field in config.all_fields():
+        if field.name != "verbose":
+            assert "--" + field.name.replace("_", "-") in text, field.name
+    assert "--beta BETA [mlp/conv] weight of the KL term (beta-VAE) (default: 1.0)" in text
+    assert "--kl-weight KL_WEIGHT [autoencoder_kl] weight of the KL term" in text
+
+
+def test_help_and_version_answer_without_importing_tensorflow():
+    code = ("import sys, tfvae_command\n"
+            "for argv in (['--version'], ['train', '--help'], ['evaluate', '--help']):\n"
+            "    try:\n        tfvae_command.main(argv)\n    except SystemExit:\n        pass\n"
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    assert run_python(code).splitlines()[-1] == "False False"

@@ -8,7 +8,7 @@ import tensorflow as tf
 from tfvae import AutoencoderKL, DiagonalGaussian
 from tfvae.autoencoder_kl import blocks, tiling
 
-FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "autoencoder_kl")
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "autoencoder_kl")
 TINY = dict(block_out_channels=(8, 16), norm_num_groups=4)
 
 

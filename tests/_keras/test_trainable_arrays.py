@@ -7,8 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_autoencoder_kl_training import SHAPE, make_trainer
-from test_model import DATA_SIZE, binary_data, make_vae
+from small_models import DATA_SIZE, SHAPE, binary_data, make_trainer, make_vae
 
 from tfvae.data import array_batches
 

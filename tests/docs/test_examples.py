@@ -10,7 +10,7 @@ from helpers import reload_and_serve
 
 from tfvae.layers import distribution_of
 
-EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "scripts", "examples")
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "examples")
 
 
 def load_example(name):

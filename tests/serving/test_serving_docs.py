@@ -17,7 +17,7 @@ import tensorflow as tf
 from tfvae import VAE, networks
 from tfvae.serving import export
 
-README = os.path.join(os.path.dirname(__file__), "..", "README.md")
+README = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
 
 
 def readme_examples():

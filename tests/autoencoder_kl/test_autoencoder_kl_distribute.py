@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from helpers import run_command, run_workers
 
-from tfvae.run.training import TrainConfig, build_autoencoder_kl_trainer
+from tfvae.run.training import build_model, make_config
 
 STEPS, START = 4, 2  # global batches of 4 images (2 per replica); the discriminator counts from step 2
 GENERATOR_LOGS = ("loss", "reconstruction", "nll", "kl", "logvar")
@@ -148,9 +148,9 @@ np.savez(os.path.join(sys.argv[1], f"worker{json.loads(os.environ['TF_CONFIG'])[
 
 def test_the_train_command_synchronizes_the_discriminator_under_a_strategy():
     def discriminator(strategy):
-        config = TrainConfig(dataset="faces", model="autoencoder_kl", block_out_channels=(8,), norm_num_groups=4,
+        config = make_config(dataset="faces", model="autoencoder_kl", block_out_channels=(8,), norm_num_groups=4,
                              discriminator_layers=1, strategy=strategy)
-        return build_autoencoder_kl_trainer(config, (16, 16, 3)).discriminator
+        return build_model(config, (16, 16, 3)).discriminator
 
     assert discriminator("mirrored").synchronized and discriminator("multiworker").synchronized
     assert not discriminator("default").synchronized

@@ -23,7 +23,7 @@ from tfvae.serving import export
 # more fails with EFBIG, as a full disk fails with ENOSPC.
 RUN_EACH_COMMAND = """
 import contextlib, io, json, resource, signal, sys
-from tfvae.cli import commands as cli
+from tfvae import cli
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 results = []
 for argv, file_size_limit in json.loads(sys.argv[1]):

@@ -33,7 +33,7 @@ class FirstEpoch(keras.callbacks.Callback):
 
 
 def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_state(tmp_path, rng):
-    config = training.TrainConfig(output_dir=str(tmp_path), validation_split=0.2, jit_compile="off")
+    config = training.make_config(output_dir=str(tmp_path), validation_split=0.2, jit_compile="off")
     images = rng.random((200, 28, 20, 1)).astype(np.float32)
     inputs = {"train": images[:160].reshape(160, -1), "validation": images[160:].reshape(40, -1)}
     model = training.build_model(config, images.shape[1:])

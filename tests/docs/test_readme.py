@@ -7,9 +7,9 @@ import shlex
 import subprocess
 import sys
 
-from tfvae.cli import commands as cli
+from tfvae.cli import parser
 
-README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "README.md")
+README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")
 FENCED_BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 # Each block in a fresh namespace, in order, in one process: a block that forgets an import or uses a name defined
@@ -45,9 +45,9 @@ def test_every_tfvae_command_of_the_bash_blocks_parses(capsys):
     commands = [part.strip() for _, code in readme_blocks("bash") for line in code.replace("\\\n", " ").splitlines()
                 for part in line.split("&&") if part.strip().startswith("tfvae ")]
     assert len(commands) >= 6
-    parser = cli._build_parser({})
+    command_parser = parser.build_parser()
     for command in commands:
         try:
-            parser.parse_args(shlex.split(command, comments=True)[1:])
+            command_parser.parse_args(shlex.split(command, comments=True)[1:])
         except SystemExit:
             raise AssertionError(f"README command {command!r}: {capsys.readouterr().err}") from None

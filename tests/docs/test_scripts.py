@@ -12,7 +12,7 @@ from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
 from tfvae import VAE, data, networks
 
-SCRIPTS = os.path.join(os.path.dirname(__file__), "..", "scripts")
+SCRIPTS = os.path.join(os.path.dirname(__file__), "..", "..", "scripts")
 
 
 def test_serving_benchmark_prints_its_table():

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_autoencoder_kl_training import SHAPE, make_trainer
+from small_models import SHAPE, make_trainer
 
 from tfvae import VAE, networks
 from tfvae.input_checks import InputError

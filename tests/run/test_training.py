@@ -17,7 +17,7 @@ def test_history_reads_every_logged_epoch_and_leaves_out_empty_columns(tmp_path)
 
 
 def test_the_convolutional_vae_refuses_rows_and_sides_it_cannot_halve():
-    config = training.TrainConfig(dataset="rows.npy", model="conv")
+    config = training.make_config(dataset="rows.npy", model="conv")
     with pytest.raises(InputError, match=r"rows.npy holds examples of shape \(64,\), not images: --model conv"):
         training.build_model(config, (64,))
     with pytest.raises(InputError, match="7x9 pixels.*must be divisible by 4\\. Resize them with --image-size\\.$"):
@@ -25,10 +25,10 @@ def test_the_convolutional_vae_refuses_rows_and_sides_it_cannot_halve():
 
 
 def test_the_summary_of_a_vae_of_flat_rows_shows_them_as_strips(tmp_path, rng):
-    config = training.TrainConfig(dataset="rows.npy", latent_size=2, hidden_units=4)
+    config = training.make_config(dataset="rows.npy", latent_size=2, hidden_units=4)
     model = training.build_model(config, (6,))
     rows = rng.random((8, 6)).astype(np.float32)
     path = tmp_path / "summary.png"
-    training.save_summary(model, {"elbo": [-5.0, -4.0]}, rows, (6,), str(path))
+    training.save_summary(config, model, {"elbo": [-5.0, -4.0]}, rows, (6,), str(path))
     assert path.stat().st_size > 0
     assert summary_figure.as_images(rows, (6,)).shape == (8, 1, 6, 1)

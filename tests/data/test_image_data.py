@@ -318,7 +318,7 @@ def test_tfvae_trains_on_tfrecords_whose_count_is_unknown(tmp_path):
     rng = np.random.default_rng(0)
     encoded = [tf.io.encode_png(rng.integers(0, 256, (8, 8, 1), dtype=np.uint8)).numpy() for _ in range(20)]
     write_tfrecords(tmp_path / "faces.tfrecord", encoded)
-    config = training.TrainConfig(dataset=str(tmp_path / "faces.tfrecord"), image_size=8, model="conv",
+    config = training.make_config(dataset=str(tmp_path / "faces.tfrecord"), image_size=8, model="conv",
                                   latent_size=2, epochs=2, batch_size=8, validation_split=0, jit_compile="off",
                                   steps_per_execution=1, verbose=0, output_dir=str(tmp_path / "run"),
                                   export_root=str(tmp_path / "exports"))
@@ -329,4 +329,4 @@ def test_tfvae_trains_on_tfrecords_whose_count_is_unknown(tmp_path):
     assert not [warning for warning in caught if "ran out of data" in str(warning.message)], "nothing was missing"
     assert len(history.history["elbo"]) == 2 and np.isfinite(history.history["elbo"]).all()
     assert model.data_shape == (8, 8, 1) and os.path.exists(os.path.join(export_path, "saved_model.pb"))
-    assert training.TrainConfig.from_json(str(tmp_path / "run" / "config.json")) == config
+    assert training.load_config(str(tmp_path / "run" / "config.json")) == config

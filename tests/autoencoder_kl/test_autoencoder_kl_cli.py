@@ -11,7 +11,7 @@ from helpers import TENSORFLOW_ONLY_PREAMBLE, run_command, run_python
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tfvae.cli import commands as cli
+from tfvae import cli
 
 TFVAE = os.path.join(os.path.dirname(sys.executable), "tfvae")
 TINY = ["--model", "autoencoder_kl", "--image-size", "16", "--block-out-channels", "8", "16", "--norm-num-groups",

@@ -13,7 +13,7 @@ from safetensors.numpy import load_file, save_file
 from tfvae import AutoencoderKL
 from tfvae.autoencoder_kl import WeightsError
 
-FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "autoencoder_kl")
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "autoencoder_kl")
 DIFFUSERS_FOLDER = os.path.join(FIXTURES, "diffusers")
 LATENT_DIFFUSION_FILE = os.path.join(FIXTURES, "latent_diffusion.safetensors")
 FIXTURE_SHAPES = dict(

@@ -3,7 +3,7 @@ import sys
 
 from helpers import run_command
 
-SCRIPT = os.path.join(os.path.dirname(__file__), "..", "scripts", "benchmark_autoencoder_kl.py")
+SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "benchmark_autoencoder_kl.py")
 
 
 def test_autoencoder_kl_benchmark_prints_its_table_for_tfvae():

@@ -6,7 +6,7 @@ import sys
 
 from helpers import run_command
 
-SCRIPT = os.path.join(os.path.dirname(__file__), "..", "scripts", "benchmark_data.py")
+SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "benchmark_data.py")
 
 
 def test_data_benchmark_prints_its_tables_on_a_tiny_folder(tmp_path):
