@@ -9,13 +9,17 @@ class InputError(ValueError):
     """Data that a model cannot learn from: wrong shape or dtype, empty, non-finite, or out of the range it models."""
 
 
+EIGHT_BIT_HINT = "8-bit pixels? Divide them by 255: x.astype('float32') / 255"
+
 
 def check_data(data, data_shape, *, role="x", unit_interval=None):
     """Checks NumPy data or a `tf.data.Dataset` against the model; raises `InputError` naming the problem and the fix.
 
     For a `tf.data.Dataset` the static element spec is checked, and the values of its first batch; for a
     `keras.utils.PyDataset` its first batch. Generators and other iterators are not checked: a batch read here would
-    be missing from training.
+    be missing from training. Whatever the likelihood, 8-bit pixels (`uint8`, or whole numbers in [0, 255] beyond 1)
+    are refused with the fix: unscaled, a Gaussian decoder's loss diverges within a few steps. Datasets of
+    `(x, y, sample_weight)` are refused: tfvae's models weight every example alike.
 
     Args:
         data: a NumPy array (or anything array-like: a tensor, nested lists, an object with `__array__`), a
@@ -33,6 +37,9 @@ def check_data(data, data_shape, *, role="x", unit_interval=None):
         return
     if isinstance(data, tf.data.Dataset):
         _check_element_spec(data.element_spec, data_shape, role)
+        if isinstance(data.element_spec, tuple) and len(data.element_spec) == 3:
+            raise InputError(f"{role} yields (x, y, sample_weight), but tfvae's models weight every example alike: "
+                             "their loss is their own objective averaged over the batch. Give (x,) or (x, y).")
         first_batch = next(iter(data.take(1)), None)
         if first_batch is None:
             raise InputError(f"{role} is an empty dataset: there is nothing to train on.")
@@ -51,12 +58,24 @@ def check_data(data, data_shape, *, role="x", unit_interval=None):
     _check_examples(data, data_shape, role, unit_interval)
 
 
+def example_shape(data):
+    """The shape of one example of `data` (what `check_data` takes), or `()` when it cannot be known without reading
+    it (a generator, None)."""
+    if isinstance(data, (tf.data.Dataset, tf.distribute.DistributedDataset)):
+        return tuple(tf.nest.flatten(data.element_spec, expand_composites=True)[0].shape[1:])
+    if isinstance(data, keras.utils.PyDataset):
+        return tuple(np.shape(keras.utils.unpack_x_y_sample_weight(data[0])[0])[1:]) if data.num_batches != 0 else ()
+    if isinstance(data, tuple) and data:
+        data = data[0]
+    return tuple(np.shape(data)[1:]) if data is not None and _is_array_like(data) else ()
+
+
 def _check_examples(data, data_shape, role, unit_interval):
     values = np.asarray(data)
     _check_dtype(values.dtype, role)
     if values.ndim == 0 or len(values) == 0:
         raise InputError(f"{role} holds no examples (shape {values.shape}): there is nothing to train on.")
-    _check_shape(values.shape[1:], data_shape, role)
+    _check_shape(values.shape[1:], data_shape, role, whole_shape=values.shape)
     _check_values(values, role, unit_interval)
 
 
@@ -78,22 +97,37 @@ def _check_dtype(dtype, role):
             f"{role} has dtype {dtype}; the model needs real numbers: float32 images scaled to [0, 1] "
             "(for uint8 images, x.astype('float32') / 255)."
         )
+    check_not_eight_bit(dtype, role)
 
 
-def _check_shape(example_shape, data_shape, role):
-    compatible = len(example_shape) == len(data_shape) and all(
-        expected is None or actual is None or actual == expected
-        for actual, expected in zip(example_shape, data_shape, strict=True)
+def check_not_eight_bit(dtype, role="x"):
+    """Raises `InputError` for `uint8` data (a NumPy or TensorFlow dtype; None passes), which models take as pixels
+    in [0, 1] only once divided by 255."""
+    if dtype is not None and np.dtype(getattr(dtype, "as_numpy_dtype", dtype)) == np.uint8:
+        raise InputError(f"{role} is uint8 ({EIGHT_BIT_HINT}).")
+
+
+def _check_shape(example_shape, data_shape, role, whole_shape=None):
+    """Raises `InputError` unless examples of `example_shape` fit `data_shape`; `whole_shape`, the shape of all the
+    data when known, tells a single example given without its batch axis."""
+    if _compatible(example_shape, data_shape):
+        return
+    if whole_shape is not None and _compatible(whole_shape, data_shape):
+        raise InputError(f"{role} has shape {tuple(whole_shape)}: one example without a batch axis. Give a batch: "
+                         "x[None] for a batch of one.")
+    hint = (
+        " Flatten the images to rows (x.reshape(len(x), -1), or tfvae.data.pipeline(..., flatten=True))."
+        if len(data_shape) == 1 and int(np.prod([s or 0 for s in example_shape])) == data_shape[0]
+        else " Build the encoder for this shape, or reshape the data."
     )
-    if not compatible:
-        hint = (
-            " Flatten the images to rows (x.reshape(len(x), -1), or tfvae.data.pipeline(..., flatten=True))."
-            if len(data_shape) == 1 and int(np.prod([s or 0 for s in example_shape])) == data_shape[0]
-            else " Build the encoder for this shape, or reshape the data."
-        )
-        raise InputError(
-            f"{role} has examples of shape {tuple(example_shape)}, but the encoder takes {tuple(data_shape)}.{hint}"
-        )
+    raise InputError(
+        f"{role} has examples of shape {tuple(example_shape)}, but the encoder takes {tuple(data_shape)}.{hint}")
+
+
+def _compatible(shape, expected):
+    """Whether `shape` fits `expected`, where None (an unknown size) fits any size."""
+    return len(shape) == len(expected) and all(
+        want is None or have is None or have == want for have, want in zip(shape, expected, strict=True))
 
 
 def _check_values(values, where, unit_interval):
@@ -105,8 +139,8 @@ def _check_values(values, where, unit_interval):
             f"{where} holds {int(np.size(finite) - finite.sum())} NaN or infinite values (the first at index "
             f"{tuple(int(i) for i in example)}); remove or impute them before training."
         )
-    if unit_interval:
-        low, high = values.min(), values.max()
-        if low < 0 or high > 1:
-            eight_bit = " (8-bit pixels? Divide them by 255)" if low >= 0 and 127 < high <= 255 else ""
-            raise InputError(f"{where} has values in [{low:g}, {high:g}]{eight_bit}, but {unit_interval}.")
+    low, high = values.min(), values.max()
+    if low >= 0 and 1 < high <= 255 and np.array_equal(values, np.round(values)):
+        raise InputError(f"{where} holds whole numbers in [{low:g}, {high:g}] ({EIGHT_BIT_HINT}).")
+    if unit_interval and (low < 0 or high > 1):
+        raise InputError(f"{where} has values in [{low:g}, {high:g}], but {unit_interval}.")

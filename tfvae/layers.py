@@ -260,6 +260,12 @@ class DiagonalGaussianLambda(DistributionLambda):
             self.add_loss(self.kl_weight * tf.reduce_mean(distribution_of(tensor).kl()))
         return tensor
 
+    def compute_output_shape(self, input_shape):
+        """`[..., d]` for params `[..., 2 * d]`: the shape of a sample, the mean and the mode (a
+        `convert_to_tensor_fn` of your own must give that shape too)."""
+        size = input_shape[-1]
+        return (*input_shape[:-1], None if size is None else size // 2)
+
     def get_config(self):
         config = super().get_config()
         config.update(logvar_range=list(self.logvar_range), deterministic=self.deterministic, kl_weight=self.kl_weight)
@@ -283,6 +289,10 @@ class IndependentBernoulli(DistributionLambda):
 
     def __init__(self, convert_to_tensor_fn="mean", seed=None, **kwargs):
         super().__init__(convert_to_tensor_fn, seed, **kwargs)
+
+    def compute_output_shape(self, input_shape):
+        """The shape of the logits: a sample, the mean and the mode have it."""
+        return tuple(input_shape)
 
     def distribution(self, params):
         """p(x|z) for the logits `params` `[batch, ...]`, computed in float32 under mixed precision."""

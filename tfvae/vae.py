@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from tfvae import input_checks, likelihoods, tensor_math
 from tfvae._keras.eager import compiled_when_eager
+from tfvae._keras.full_precision_mean import FullPrecisionMean
 from tfvae._keras.fused_adam import FusedAdam
 from tfvae._keras.trainable import TrainableModel
 from tfvae.distributions import DEFAULT_LOGVAR_RANGE
@@ -87,9 +88,9 @@ class VAE(SeedState, TrainableModel):
         self.beta = self.add_weight(
             shape=(), initializer=keras.initializers.Constant(beta), trainable=False, name="beta"
         )
-        self.elbo_tracker = keras.metrics.Mean(name="elbo", dtype="float32")
-        self.kl_tracker = keras.metrics.Mean(name="kl", dtype="float32")
-        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction", dtype="float32")
+        self.elbo_tracker = FullPrecisionMean("elbo")
+        self.kl_tracker = FullPrecisionMean("kl")
+        self.reconstruction_tracker = FullPrecisionMean("reconstruction")
         if getattr(encoder, "inputs", None):
             self.build((None, *self.data_shape))
 
@@ -120,7 +121,12 @@ class VAE(SeedState, TrainableModel):
 
     @compiled_when_eager
     def encode(self, x, training=None):
-        """q(z|x) as a `DiagonalGaussian`."""
+        """q(z|x) as a `DiagonalGaussian`.
+
+        Raises:
+            InputError: for `uint8` images (divide them by 255 first).
+        """
+        input_checks.check_not_eight_bit(getattr(x, "dtype", None))
         return self.posterior.distribution(self.encoder(x, training=training))
 
     @compiled_when_eager
@@ -128,9 +134,19 @@ class VAE(SeedState, TrainableModel):
         """The likelihood's parameters for latents `z` (Bernoulli logits, or a Gaussian's `[mu, log sigma^2]`)."""
         return self.decoder(z, training=training)
 
-    @compiled_when_eager
     def generate(self, z):
-        """E[x|z]: the likelihood's mean for latents `z` (probabilities for Bernoulli, `mu` for Gaussian)."""
+        """E[x|z]: the likelihood's mean for latents `z` (probabilities for Bernoulli, `mu` for Gaussian).
+
+        Args:
+            z: latents `[n, *latent_shape]`, or an int `n`: that many draws from the prior N(0, I), from the model's
+                seed generator.
+        """
+        if isinstance(z, int):
+            z = keras.random.normal((z, *self.latent_shape()), seed=self.seed_generator)
+        return self._decoded_mean(z)
+
+    @compiled_when_eager
+    def _decoded_mean(self, z):
         return self.likelihood.mean(self.decode(z))
 
     @compiled_when_eager
@@ -180,7 +196,11 @@ class VAE(SeedState, TrainableModel):
         return tf.reduce_sum(tf.maximum(self.free_bits, tf.reduce_mean(kl_terms, axis=0)))
 
     def call(self, x, training=None):
-        """Adds the weighted KL penalty and `mean(-log p(x|z))` as losses; returns the sampled E[x|z]."""
+        """Adds the weighted KL penalty and `mean(-log p(x|z))` as losses; returns E[x|z] for a sampled z.
+
+        Calling the model (`vae(x)`, `training` or not) samples `z ~ q(z|x)`, as training and `evaluate` need; two
+        calls differ. `predict` and `reconstruct` give the deterministic reconstruction at the posterior mean.
+        """
         reconstruction, posterior, decoder_params = self.elbo_terms(x, training=training)
         kl_terms = posterior.kl_terms()
         kl = tensor_math.sum_per_example(kl_terms)

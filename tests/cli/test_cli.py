@@ -1,6 +1,7 @@
 import json
 import os
 import re
+import subprocess
 import sys
 
 import keras
@@ -140,3 +141,18 @@ def test_help_and_version_answer_without_importing_tensorflow():
             "    try:\n        tfvae_command.main(argv)\n    except SystemExit:\n        pass\n"
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     assert run_python(code).splitlines()[-1] == "False False"
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly():
+    """As `tfvae evaluate ... | head -1`: the command writes after its reader has gone."""
+    code = ("import sys\nfrom tfvae import cli\nfrom tfvae.cli import commands\n"
+            "commands.run = lambda args: print('a line of output\\n' * 10000) or 0\n"
+            "sys.exit(cli.main(['export', 'model.keras', '--model-dir', 'exports']))")
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run([sys.executable, "-c", code], stdout=write_end, stderr=subprocess.PIPE, text=True,
+                                timeout=300)
+    finally:
+        os.close(write_end)
+    assert result.returncode == 141 and "Traceback" not in result.stderr and "Error" not in result.stderr

@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from tfvae import input_checks
 from tfvae._keras import keras_state
+from tfvae._keras.full_precision_mean import FullPrecisionMean
 from tfvae._keras.trainable import TrainableModel
 from tfvae.autoencoder_kl.objective import LatentDiffusionLoss
 
@@ -55,7 +56,7 @@ class AutoencoderKLTrainer(TrainableModel):
         names = ["loss", "reconstruction", "nll", "kl", "logvar"]
         if discriminator is not None:
             names += ["generator_loss", "discriminator_loss", "adaptive_weight"]
-        self.trackers = {name: keras.metrics.Mean(name=name, dtype="float32") for name in names}
+        self.trackers = {name: FullPrecisionMean(name) for name in names}
         self.discriminator_optimizer = None
 
     @property
@@ -113,11 +114,17 @@ class AutoencoderKLTrainer(TrainableModel):
 
     def check_data(self, data, role="x"):
         """Raises `tfvae.InputError` unless `data` holds images `[height, width, channels]` with the
-        autoencoder's channels and finite values in [0, 1]. `fit`, `evaluate` and `predict` call it first
-        (`TrainableModel`)."""
+        autoencoder's channels, sides divisible by its downsampling factor, and finite values in [0, 1]. `fit`,
+        `evaluate` and `predict` call it first (`TrainableModel`)."""
         image_shape = (None, None, getattr(self.autoencoder, "in_channels", None))
-        input_checks.check_data(data, image_shape, role=role,
-                              unit_interval="AutoencoderKLTrainer takes images in [0, 1] (the autoencoder sees 2x - 1)")
+        unit_interval = "AutoencoderKLTrainer takes images in [0, 1] (the autoencoder sees 2x - 1)"
+        input_checks.check_data(data, image_shape, role=role, unit_interval=unit_interval)
+        factor = getattr(self.autoencoder, "downsampling_factor", 1)
+        sides = input_checks.example_shape(data)[:2]
+        if any(side is not None and side % factor for side in sides):
+            raise input_checks.InputError(
+                f"{role} holds images of {sides[0]}x{sides[1]} pixels, but the autoencoder downsamples them by "
+                f"{factor}: height and width must be divisible by {factor}. Crop or resize them.")
 
     def call(self, x, training=None):
         """The reconstruction of `x` (images in [0, 1]) from a posterior sample."""

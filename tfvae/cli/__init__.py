@@ -4,16 +4,30 @@
 then imports TensorFlow with its start-up lines filtered (`tensorflow_logs`) and runs (`commands`).
 """
 
+import os
 import sys
+
+BROKEN_PIPE_STATUS = 141  # 128 + SIGPIPE, as shells report a process whose reader went away
 
 
 def main(argv=None):
-    """Runs the `tfvae` command with `argv` (default: `sys.argv[1:]`); returns its exit status."""
+    """Runs the `tfvae` command with `argv` (default: `sys.argv[1:]`); returns its exit status.
+
+    A reader that goes away (`tfvae evaluate ... | head -1`) ends the command quietly.
+    """
+    try:
+        return _main(sys.argv[1:] if argv is None else argv)
+    except BrokenPipeError:
+        # Python's advice: send what is left to /dev/null, so that the flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE_STATUS
+
+
+def _main(argv):
     from tfvae.cli.parser import build_parser
     from tfvae.cli.tensorflow_logs import import_tensorflow
     from tfvae.run.config import ConfigError
 
-    argv = sys.argv[1:] if argv is None else argv
     try:
         parser = build_parser(argv)
     except ConfigError as error:  # a --config file that cannot be read

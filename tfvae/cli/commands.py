@@ -90,6 +90,7 @@ def _evaluate(args):
     images = _evaluation_images(args)
     if args.binarize:
         images = (np.random.default_rng(args.seed).random(images.shape) < images).astype(np.float32)
+    _check_image_size(model, images, args)
     x = images.reshape(len(images), -1) if len(model.data_shape) == 1 else images
     model.check_data(x)
     result = summarize(model, x, args.samples, args.batch_size, args.seed, verbose=0 if args.quiet else 1)
@@ -110,6 +111,21 @@ def _export(args):
                               allow_signature_change=args.allow_signature_change)
     print(f"SavedModel: {path}")
     return 0
+
+
+def _check_image_size(model, images, args):
+    """Raises `InputError` naming `--image-size`/`--channels` when the images do not have the model's size."""
+    image_shape, data_shape = tuple(images.shape[1:]), tuple(model.data_shape)
+    if len(data_shape) == 1:
+        fits = int(np.prod(image_shape)) == data_shape[0]
+        takes = f"rows of {data_shape[0]} values"
+    else:
+        fits = all(want is None or have == want for have, want in zip(image_shape, data_shape, strict=False))
+        takes = f"{data_shape[0]}x{data_shape[1]} images with {data_shape[2]} channel(s)"
+    if not fits:
+        given = "x".join(map(str, image_shape[:2])) + f" images with {image_shape[-1]} channel(s)"
+        raise InputError(f"{args.model} takes {takes}, but {_dataset(args)} gives {given}: pass the --image-size "
+                         "(and --channels) the model was trained with.")
 
 
 def _dataset(args):
