@@ -1,8 +1,8 @@
-"""The README's TF Serving REST examples, checked against a real export's signatures.
+"""The serving guide's TF Serving REST examples (docs/guides/serving.md), checked against a real export's signatures.
 
 No model server runs here, so `rest_predict` applies TF Serving's documented REST rules (row format: `instances` in,
 `predictions` out; columnar: `inputs` in, `outputs` out; a single output is given without its name) to the
-SavedModel's signatures, and the README's responses must have the same names and shapes.
+SavedModel's signatures, and the guide's responses must have the same names and shapes.
 """
 
 import json
@@ -17,14 +17,14 @@ import tensorflow as tf
 from tfvae import VAE, networks
 from tfvae.serving import export
 
-README = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
+GUIDE = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "guides", "serving.md")
 
 
-def readme_examples():
-    """`{signature: (request, response)}` from the README's serving section."""
-    with open(README) as file:
+def guide_examples():
+    """`{signature: (request, response)}` from the guide's REST section."""
+    with open(GUIDE) as file:
         text = file.read()
-    section = text.split("## Serving with TF Serving", 1)[1].split("\n## ", 1)[0]
+    section = text.split("## REST requests and responses", 1)[1].split("\n## ", 1)[0]
     examples = {}
     for part in re.split(r"^#### ", section, flags=re.MULTILINE)[1:]:
         name = part.split("\n", 1)[0].strip("` ")
@@ -80,13 +80,13 @@ def served_model(tmp_path_factory):
     return tf.saved_model.load(path)
 
 
-def test_the_readme_has_an_example_for_every_signature():
-    assert list(readme_examples()) == list(export.SIGNATURE_NAMES)
+def test_the_guide_has_an_example_for_every_signature():
+    assert list(guide_examples()) == list(export.SIGNATURE_NAMES)
 
 
 @pytest.mark.parametrize("name", export.SIGNATURE_NAMES)
-def test_readme_example_matches_the_signature(served_model, name):
-    request, documented_response = readme_examples()[name]
+def test_guide_example_matches_the_signature(served_model, name):
+    request, documented_response = guide_examples()[name]
     assert request.get("signature_name", "serving_default") == name
     response = rest_predict(served_model.signatures[name], request)
     assert structure(response) == structure(documented_response)
