@@ -56,8 +56,8 @@ def importance_weighted_log_likelihood(model, x, num_samples=5000, batch_size=10
         x: examples `[N, ...]` as the model takes them.
         num_samples: K, importance samples per example.
         batch_size: examples per step.
-        chunk_size: samples per step. 250 keeps an MNIST-sized model (784-500-20, batches of 100) at a peak of
-            1.1 GiB, against 1.6 GiB with 500 (one process each, `ru_maxrss`), at the same speed.
+        chunk_size: samples per step: memory grows with it, speed hardly (the default suits an MNIST-sized model
+            with batches of 100).
         seed: seeds the samples.
         verbose: 1 for a progress bar over the examples.
 

@@ -18,16 +18,10 @@ CONV_FILTERS = (32, 64)  # the convolutional encoder's widths, halving the image
 def fan_in_uniform(fan_in):
     """Kernel and bias both drawn from `U(-1 / sqrt(fan_in), 1 / sqrt(fan_in))`: the default of the MLPs.
 
-    For a Dense layer with `fan_in` inputs (PyTorch's `nn.Linear` starts the same way). Measured by
-    `scripts/compare_initializations.py` (N_z = 20, Adam 1e-3, batch 100, 1e6 training samples, seeds 0 and 1;
-    importance-weighted test log p(x) with K = 100, on the first 1000 MNIST test images and the 200 Frey Face test
-    images), mean of the two seeds: MNIST (784-500-20, Bernoulli) -95.88 nats against -96.55 for Glorot-uniform
-    kernels with zero biases, -96.41 for AEVB's N(0, 0.01^2) and -97.33 for N(0, 0.1^2); Frey Face (560-200-20,
-    Gaussian) 1323.6 against 1318.8, 1299.1 and 1270.3. With Adagrad (step 0.02) it led too: MNIST (seed 0) -103.40
-    against -107.25 for Glorot, Frey Face (seeds 0, 1) 1120.8 against 1081.3. With `tfvae train` (10 epochs of
-    dynamically binarized MNIST, 784-500-20, Adam 1e-3, batch 100) and `tfvae evaluate --samples 100 --limit 1000`,
-    seeds 0 and 1 reach -98.24 and -98.37 (mean -98.30), against -99.50 and -99.36 with Glorot-uniform kernels and
-    zero biases. The README's initialization table has every run.
+    For a Dense layer with `fan_in` inputs (PyTorch's `nn.Linear` starts the same way). It reached a higher
+    importance-weighted test log-likelihood than Glorot-uniform kernels with zero biases and than AEVB's N(0, 0.01^2),
+    on MNIST and Frey Face, with Adam and with Adagrad (`scripts/compare_initializations.py`; the runs are on the
+    benchmarks page of the documentation, `docs/benchmarks.md`).
 
     Returns:
         `(kernel_initializer, bias_initializer)`, new instances (an unseeded Keras initializer draws the same values
@@ -134,8 +128,12 @@ def gaussian_mlp_decoder(
     """p(x|z), Gaussian: `h = tanh(W3 z + b3)`, `mu = W4 h + b4`, `log sigma^2 = W5 h + b5` (appendix C.2).
 
     Args:
+        latent_size: J, the size of `z`.
+        data_size: D, the size of `x`.
+        hidden_units: the width of the tanh layer.
         mean_activation: applied to `mu` only; the paper uses `"sigmoid"` for Frey Face, whose pixels lie in [0, 1].
-        others: as `gaussian_mlp_encoder`'s, with `z` and `x` swapped.
+        initialization: as `gaussian_mlp_encoder`'s.
+        name: the network's name.
 
     Returns:
         A `keras.Sequential` from `[batch, J]` to `[batch, 2 * D]` (`[mu, log sigma^2]`), for

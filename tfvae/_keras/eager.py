@@ -1,7 +1,7 @@
 """Model methods that run as one compiled `tf.function` when called eagerly.
 
-Called eagerly, a Keras network and the TFP objects around it dispatch every op from Python: for one example that
-cost a `VAE` 8-14 ms per `encode` against 0.6 ms for the same computation as a graph. `compiled_when_eager` wraps a
+Called eagerly, a Keras network and the TFP objects around it dispatch every op from Python, many times slower for
+one example than the same computation as a graph (`docs/benchmarks.md`). `compiled_when_eager` wraps a
 method so that an eager call runs a `tf.function` traced once per model, per shape of one example and per
 keyword arguments, with the batch dimension left unknown: batches of any size share one trace. Calls inside a
 `tf.function` (`fit`, `predict`, SavedModel export) and calls before the model is built run the method as written.

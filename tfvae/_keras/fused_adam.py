@@ -13,9 +13,8 @@ class FusedAdam(keras.optimizers.Adam):
     `m <- m + (1 - beta_1) * (g - m)`, `v <- v + (1 - beta_2) * (g^2 - v)`,
     `theta <- theta - alpha * m / (sqrt(v) + epsilon)` with `alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)`.
     Keras spells it as a dozen ops per variable; one fused op makes the traced train step of a VAE about a quarter
-    smaller (561 graph nodes against 781 for 784-500-20 MLPs), so it traces and compiles sooner: 0.30 s against
-    0.44 s and 3.1 s against 3.5 s for the Frey Face MLPs, on a loaded 2-core machine. Each step then trains as fast
-    as with Keras' Adam (`scripts/benchmark.py`). Its variables, config and `.keras` files are Adam's.
+    smaller, so it traces and compiles sooner, and each step trains as fast as with Keras' Adam
+    (`scripts/benchmark_workarounds.py`). Its variables, config and `.keras` files are Adam's.
     `amsgrad=True` and sparse gradients take Keras' own update.
 
     Args: those of `keras.optimizers.Adam`.

@@ -13,11 +13,11 @@ tfd = tfp.distributions
 class LazyMultivariateNormalDiag(tfd.MultivariateNormalDiag):
     """N(loc, diag(scale_diag^2)), a `tfp.distributions.MultivariateNormalDiag` that builds only what it is asked for.
 
-    `MultivariateNormalDiag.__init__` builds TFP's scale operator, bijectors and base distribution: 2 ms of Python
-    per eager call, more than a small encoder's network, and `tfvae.VAE.encode` rebuilds its posterior after every
-    compiled call. Here only `Distribution`'s own set-up runs; the scale operator, the bijector and the standard normal
-    come from a `MultivariateNormalDiag` built the first time one of them is used. The mean, sampling and closed-form
-    KL of a subclass need none of them.
+    `MultivariateNormalDiag.__init__` builds TFP's scale operator, bijectors and base distribution: milliseconds of
+    Python per eager call, more than a small encoder's network, and `tfvae.VAE.encode` rebuilds its posterior after
+    every compiled call (`scripts/benchmark_workarounds.py`). Here only `Distribution`'s own set-up runs; the scale
+    operator, the bijector and the standard normal come from a `MultivariateNormalDiag` built the first time one of
+    them is used. The mean, sampling and closed-form KL of a subclass need none of them.
 
     PRIVATE: it sets the attributes that `TransformedDistribution.__init__` and
     `MultivariateNormalLinearOperator.__init__` would set besides those parts (`_kwargs_split_fn`, `_is_joint`,

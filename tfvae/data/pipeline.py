@@ -79,13 +79,11 @@ def array_batches(arrays, batch_size, shuffle=True):
 
 def _gathered_batches(tensors, batch_size, shuffle, seed, drop_remainder):
     """Batches of `tensors` (a structure of tensors with as many examples each), gathered by shuffled indices."""
-    # Each epoch draws one permutation of the indices in one op. A shuffle buffer of every index, filled one index at
-    # a time before the epoch's first batch, delayed that batch by 0.33-0.49 s at a million examples and 0.018 s at
-    # 60,000 (MNIST), against 0.04-0.05 s and 0.015 s for the permutation; the permutation's own datasets cost about
-    # 4 ms more at each epoch's start for small sets (14 ms against 9-10 ms at 1,765 and 10,000 examples).
-    # Batches of indices are then gathered in one op per batch. Shuffling and batching the images themselves took
-    # 1.8 ms of tf.data CPU time per batch of 100 MNIST images in a profile, against 1.0 ms for this: on a
-    # 2-core machine that time is taken from the training step.
+    # Each epoch draws one permutation of the indices in one op: a shuffle buffer of every index, filled one index at
+    # a time before the epoch's first batch, delayed that batch by a large fraction of a second at a million examples.
+    # Batches of indices are then gathered in one op per batch, which costs less tf.data CPU time than shuffling and
+    # batching the images themselves: time that a 2-core machine would take from the training step
+    # (`docs/benchmarks.md`).
     count = len(tf.nest.flatten(tensors)[0])
     if shuffle:
         epoch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2).take(1)
@@ -325,13 +323,10 @@ def _finish(batches, binarize, seed, shard_policy):
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = shard_policy
     # tf.data's autotuner re-plans from a thread that sleeps longer between plans as the iterator ages, and deleting
-    # an iterator sometimes waits for that sleep to end. `fit` deletes one at every epoch's start: epoch 2 of the
-    # default `tfvae train` started 0.96-1.09 s late in about 1 run of 10 (an iterator read for 2-3 s, then
-    # deleted: waits of 0.54 and 2.1 s in 2 of 20 trials, none in 12 without the autotuner). Without it, AUTOTUNE
-    # means a fixed parallelism, TensorFlow's thread pool size but at most `initial_parallelism` (16 unless set):
-    # set to every core here. The prefetch buffer grows while the consumer waits, within tf.data's RAM budget. On 2
-    # cores a 64x64 JPEG folder streamed as fast (6,138 / 6,529 against 6,582 / 6,399 images/s) at the same peak
-    # memory.
+    # an iterator sometimes waits for that sleep to end. `fit` deletes one at every epoch's start, so some epochs
+    # started up to a second late. Without it, AUTOTUNE means a fixed parallelism, TensorFlow's thread pool size but
+    # at most `initial_parallelism` (16 unless set): set to every core here. The prefetch buffer grows while the
+    # consumer waits, within tf.data's RAM budget; folders of JPEGs streamed as fast (`docs/benchmarks.md`).
     options.autotune.enabled = False
     options.autotune.initial_parallelism = os.cpu_count()
     return batches.with_options(options).prefetch(tf.data.AUTOTUNE)
