@@ -6,18 +6,20 @@ other exception is a bug, and shows its traceback.
 """
 
 import errno
+import os
 import sys
 
 import numpy as np
 
-from tfvae.autoencoder_kl import AutoencoderKL, AutoencoderKLTrainer
+from tfvae.autoencoder_kl import AutoencoderKL, AutoencoderKLTrainer, WeightsError
 from tfvae.cli.parser import EVALUATE_DATA_FIELDS, train_settings
-from tfvae.data import DataError, open_images, open_training_images
+from tfvae.data import DataError, open_images, open_training_images, raising_data_errors
 from tfvae.diagnostics import summarize
 from tfvae.files.run_lock import RunLockedError
 from tfvae.input_checks import InputError
 from tfvae.run.callbacks import NonFiniteLossError
 from tfvae.run.config import ConfigError, RunConfig, make_config
+from tfvae.run.latent_shards import MANIFEST, LatentShardsError, encode_to_shards
 from tfvae.run.model_files import ModelFileError, load_model
 from tfvae.run.recipes import recipe_for
 from tfvae.run.resumable_run import BackupMismatchError
@@ -26,8 +28,8 @@ from tfvae.serving.export import SignatureChangeError, export_saved_model
 from tfvae.vae import VAE
 
 USER_ERRORS = (
-    BackupMismatchError, ConfigError, DataError, FileExistsError, InputError, ModelFileError, NonFiniteLossError,
-    RunLockedError, SignatureChangeError,
+    BackupMismatchError, ConfigError, DataError, FileExistsError, InputError, LatentShardsError, ModelFileError,
+    NonFiniteLossError, RunLockedError, SignatureChangeError, WeightsError,
 )
 # File-system errors that the user's machine causes, not tfvae: reported in one line like the USER_ERRORS.
 USER_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOSPC,
@@ -39,7 +41,7 @@ INTERRUPTED_STATUS = 130  # 128 + SIGINT, as shells report a process that Ctrl-C
 def run(args):
     """Runs the subcommand `args` (parsed by `tfvae.cli.parser`) describe; returns the exit status."""
     try:
-        return {"train": _train, "evaluate": _evaluate, "export": _export}[args.command_name](args)
+        return {"train": _train, "evaluate": _evaluate, "export": _export, "encode": _encode}[args.command_name](args)
     except KeyboardInterrupt as interrupt:
         message, status = str(interrupt) or "interrupted.", INTERRUPTED_STATUS
     except OSError as error:  # before USER_ERRORS: a FileExistsError of the file system has its errno
@@ -111,6 +113,31 @@ def _export(args):
                               allow_signature_change=args.allow_signature_change)
     print(f"SavedModel: {path}")
     return 0
+
+
+def _encode(args):
+    autoencoder = _load_autoencoder(args.model)
+    options = {name: getattr(args, name, None) for name in EVALUATE_DATA_FIELDS if name != "dataset"}
+    images = open_images(_dataset(args), args.split, **{**options, "cache": options["cache"] or "none"})
+    if images.image_shape[-1] != autoencoder.in_channels:
+        raise InputError(f"{args.model} takes images with {autoencoder.in_channels} channel(s), but {_dataset(args)} "
+                         f"gives {images.image_shape[-1]}: pass --channels {autoencoder.in_channels}.")
+    description = {"model": os.path.abspath(args.model), "dataset": _dataset(args), "split": args.split,
+                   "image_shape": list(images.image_shape)}
+    with raising_data_errors(images):
+        paths = encode_to_shards(autoencoder, images, args.output_dir, description=description,
+                                 batch_size=args.batch_size, shard_size=args.shard_size, verbose=0 if args.quiet else 1)
+    print(f"{len(paths)} shard(s) of latents in {args.output_dir} (read them as {MANIFEST} says)")
+    return 0
+
+
+def _load_autoencoder(path):
+    """The `AutoencoderKL` of a `.keras` file (a final model, or a run's `best.keras` trainer) or a diffusers
+    folder."""
+    if os.path.isdir(path) and os.path.exists(os.path.join(path, "config.json")):
+        return AutoencoderKL.from_pretrained(path)
+    model = load_model(path, (AutoencoderKL, AutoencoderKLTrainer))
+    return model.autoencoder if isinstance(model, AutoencoderKLTrainer) else model
 
 
 def _check_image_size(model, images, args):

@@ -29,6 +29,7 @@ def build_parser(argv=()):
     _add_train(commands, logging, _config_settings(argv))
     _add_evaluate(commands, logging)
     _add_export(commands, logging)
+    _add_encode(commands, logging)
     return parser
 
 
@@ -100,6 +101,28 @@ def _add_export(commands, logging):
     export.add_argument("--allow-signature-change", action="store_true",
                         help="export even if the signatures differ from those of the newest version in MODEL_DIR")
     export.set_defaults(command_name="export")
+
+
+def _add_encode(commands, logging):
+    encode = commands.add_parser(
+        "encode", parents=[logging], formatter_class=_HelpFormatter,
+        help="write the latents (posterior mean and log-variance) of a data set through an AutoencoderKL, as "
+        "TFRecord shards for a diffusion model",
+        description="Encode every image of a data set with an AutoencoderKL (a .keras file saved by tfvae, or a "
+        "diffusers folder) and write the posterior moments as TFRecord shards, described by latents.json. Killed "
+        "midway, the same command resumes after the last finished shard.",
+    )
+    encode.add_argument("model", help="an AutoencoderKL: model.keras or best.keras of a run, or a diffusers folder "
+                        "(config.json and diffusion_pytorch_model.safetensors)")
+    fields = {field.name: field for field in dataclasses.fields(RunConfig)}
+    for name in EVALUATE_DATA_FIELDS:
+        _add_field_flag(encode, fields[name])
+    encode.add_argument("--split", default="train", help="train, test, or a tfds split name")
+    encode.add_argument("--output-dir", required=True, help="the folder of the shards and latents.json")
+    encode.add_argument("--batch-size", type=_positive_int, default=16, help="images per encode call")
+    encode.add_argument("--shard-size", type=_positive_int, default=1024, help="images per shard")
+    encode.add_argument("--quiet", action="store_true", help="no progress bar")
+    encode.set_defaults(command_name="encode")
 
 
 def _add_field_flag(parser, field, family_note=False):

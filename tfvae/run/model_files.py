@@ -46,5 +46,5 @@ def load_model(path, kinds=(VAE,)):
 
 
 def _with_article(name):
-    """`name` after "a", or "an" before a vowel (`an AutoencoderKLTrainer`)."""
-    return f"{'an' if name.removeprefix('tfvae.')[:1].lower() in 'aeiou' else 'a'} {name}"
+    """`name` after "a", or "an" before a vowel (`an AutoencoderKLTrainer`, `a tfvae.AutoencoderKL`)."""
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
