@@ -1,4 +1,4 @@
-"""The `tfvae` command: `tfvae train`, `tfvae evaluate` and `tfvae export`.
+"""The `tfvae` command: `tfvae train`, `tfvae evaluate`, `tfvae export` and `tfvae serving-config`.
 
 A user's mistake (a missing or corrupt file, a bad setting, a run directory in use, a full disk) ends the command with
 one line on stderr, `tfvae COMMAND: what is wrong and what to do`, and exit status 1; Ctrl-C with exit status 130. Any
@@ -8,6 +8,7 @@ other exception is a bug, and shows its traceback.
 import argparse
 import dataclasses
 import errno
+import os
 import sys
 
 import numpy as np
@@ -34,7 +35,8 @@ from tfvae.run.training import (
     monitored_metric,
     train,
 )
-from tfvae.serving.export import SignatureChangeError, export_saved_model
+from tfvae.serving.export import WARMUP_IMAGE_SIZE, SignatureChangeError, export_saved_model, write_server_config
+from tfvae.serving.model_server import ServingConfigError, parse_versions
 from tfvae.vae import VAE
 
 # Flag help for every TrainConfig field; the flag is the field's name with dashes.
@@ -103,7 +105,7 @@ CHOICES = {
 }
 USER_ERRORS = (
     BackupMismatchError, ConfigError, DataError, FileExistsError, InputError, ModelFileError, NonFiniteLossError,
-    RunLockedError, SignatureChangeError,
+    RunLockedError, ServingConfigError, SignatureChangeError,
 )
 # File-system errors that the user's machine causes, not tfvae: reported in one line like the USER_ERRORS.
 USER_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOSPC,
@@ -217,7 +219,26 @@ def _build_parser(config_defaults):
     export.add_argument("--keep", type=_positive_int, default=None, help="keep only the newest KEEP versions")
     export.add_argument("--allow-signature-change", action="store_true",
                         help="export even if the signatures differ from those of the newest version in MODEL_DIR")
+    export.add_argument("--serve-versions", type=_versions,
+                        help="versions TF Serving loads: latest:N, all or specific:V1,V2 (default: the model's "
+                        "setting, latest:1 at first)")
+    export.add_argument("--label", type=_label, action="append", default=[], metavar="LABEL=VERSION",
+                        help="give VERSION the label LABEL in models.config (stable, canary, ...); repeatable")
+    export.add_argument("--measure-batching", action="store_true",
+                        help="choose the batching parameters from serving_default's latency measured on this machine "
+                        "(default: the model family's defaults)")
+    export.add_argument("--warmup-image-size", type=_positive_int, default=WARMUP_IMAGE_SIZE,
+                        help="AutoencoderKL: side of the square images of the warm-up requests and of "
+                        "--measure-batching")
     export.set_defaults(run=_export)
+
+    serving_config = commands.add_parser(
+        "serving-config",
+        parents=[logging],
+        help="rewrite EXPORT_ROOT/models.config and batching_parameters.pbtxt for TF Serving from the folder",
+    )
+    serving_config.add_argument("export_root", help="the folder holding MODEL_NAME/<version> folders")
+    serving_config.set_defaults(run=_serving_config)
     return parser
 
 
@@ -225,6 +246,21 @@ def _positive_int(text):
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
     return int(text)
+
+
+def _versions(text):
+    try:
+        parse_versions(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+    return text
+
+
+def _label(text):
+    label, _, version = text.partition("=")
+    if not label or not version.isdigit() or int(version) < 1:
+        raise argparse.ArgumentTypeError(f"must be LABEL=VERSION with a positive integer VERSION, got {text!r}")
+    return label, int(version)
 
 
 def _seed(text):
@@ -308,8 +344,18 @@ def _export(args):
     if isinstance(model, AutoencoderKLTrainer):  # the best.keras of an autoencoder_kl run
         model = model.autoencoder
     path = export_saved_model(model, args.model_dir, version=args.version, keep=args.keep,
-                              allow_signature_change=args.allow_signature_change)
+                              allow_signature_change=args.allow_signature_change, serve_versions=args.serve_versions,
+                              labels=dict(args.label), measure_batching=args.measure_batching,
+                              warmup_image_size=args.warmup_image_size)
     print(f"SavedModel: {path}")
+    return 0
+
+
+def _serving_config(args):
+    if not os.path.isdir(args.export_root):
+        raise ServingConfigError(f"{args.export_root} is not a folder; give the export root (--export-root of tfvae "
+                                 "train).")
+    print(f"model config: {write_server_config(args.export_root)}")
     return 0
 
 

@@ -100,9 +100,12 @@ def export_saved_model(model, model_dir, version=None, keep=None, allow_signatur
         FileExistsError: when `version` already exists.
         SignatureChangeError: when the signatures differ from the newest version's and `allow_signature_change` is
             False; nothing is written.
-        ValueError: when the model's data shape has an unknown size (`sample` needs to know the latent's), or when
-            `serve_versions` and `labels` do not fit the versions there would be; nothing is written.
+        TypeError: when `model` is neither, naming Keras' own `model.export`.
+        ValueError: when the model's data shape has an unknown size (`sample` needs to know the latent's).
+        ServingConfigError: when `serve_versions` and `labels` do not fit the versions there would be; nothing is
+            written.
     """
+    _check_servable(model)
     os.makedirs(model_dir, exist_ok=True)
     _remove_abandoned_staging(model_dir)
     version = _next_version(model_dir) if version is None else int(version)
@@ -147,7 +150,6 @@ def build_export_archive(model):
     """A `keras.export.ExportArchive` holding `model` and the endpoints listed in this module's docstring."""
     if isinstance(model, AutoencoderKL):
         return autoencoder_kl_signatures.build_export_archive(model)
-    _check_servable(model)
     data_shape, latent_shape = model.data_shape, model.latent_shape()
     if None in data_shape:
         raise ValueError(
@@ -238,7 +240,7 @@ def signature_differences(old, new):
 
 
 def _check_servable(model):
-    if not isinstance(model, VAE):
+    if not isinstance(model, (VAE, AutoencoderKL)):
         raise TypeError(
             f"export_saved_model writes the signatures of a tfvae.VAE or tfvae.AutoencoderKL, not of a "
             f"{type(model).__name__}; for another Keras model use its own model.export(path), whose `serve` "

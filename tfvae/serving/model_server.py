@@ -36,6 +36,10 @@ DEFAULT_VERSIONS = "latest:1"
 _LABEL = re.compile(r"[A-Za-z0-9_-]+")
 
 
+class ServingConfigError(ValueError):
+    """Settings of a model that TF Serving would refuse, or that serve none of its versions."""
+
+
 def list_versions(model_dir):
     """The integer versions present under `model_dir`, oldest first."""
     if not os.path.isdir(model_dir):
@@ -97,17 +101,20 @@ def updated_settings(model_dir, versions=None, labels=None):
 
 
 def check_settings(settings, present, model_dir):
-    """Raises ValueError, naming the fix, unless the policy serves some of `present` and every label a served one."""
+    """Raises ServingConfigError, naming the fix, unless the policy serves some of `present` (sorted integers) and
+    every label names a served version."""
     served = served_versions(settings["versions"], present)
     if not served:
-        raise ValueError(f"{model_dir}: versions {settings['versions']} serve none of the versions present "
-                         f"{present}; choose others with --serve-versions.")
+        raise ServingConfigError(f"{model_dir}: versions {settings['versions']} serve none of the versions present "
+                                 f"{present}; choose others with --serve-versions.")
     unserved = {label: version for label, version in settings["labels"].items() if version not in served}
     if unserved:
         label, version = next(iter(unserved.items()))
-        raise ValueError(f"{model_dir}: label {label} names version {version}, which versions {settings['versions']} "
-                         f"do not serve (served: {served}); TF Serving refuses such a label. Serve it "
-                         f"(--serve-versions) or move the label (--label {label}=VERSION).")
+        raise ServingConfigError(
+            f"{model_dir}: label {label} names version {version}, which versions {settings['versions']} do not "
+            f"serve (served: {served}); TF Serving refuses such a label. Serve it (--serve-versions) or move the "
+            f"label (--label {label}=VERSION)."
+        )
 
 
 def save_settings(model_dir, settings):
@@ -122,7 +129,7 @@ def write_model_server_config(export_root):
     """Writes `<export_root>/models.config` for every model folder there with a version; returns its path.
 
     Raises:
-        ValueError: when a model's settings do not fit the versions present (see `check_settings`).
+        ServingConfigError: when a model's settings do not fit the versions present (see `check_settings`).
     """
     entries = []
     for name in sorted(os.listdir(export_root)):
