@@ -1,13 +1,10 @@
 import os
-import sys
 
 import pytest
-from helpers import run_command
-from serving_protos import read_model_server_config, tiny_autoencoder_kl, tiny_vae
+from serving_protos import read_model_server_config, tiny_vae
 
+from tfvae.cli import commands
 from tfvae.serving import ServingConfigError, export, model_server
-
-TFVAE = os.path.join(os.path.dirname(sys.executable), "tfvae")
 
 
 def configs_by_name(export_root):
@@ -34,10 +31,10 @@ def test_a_malformed_policy_names_the_accepted_forms(text):
 
 def test_every_export_rewrites_the_config_of_every_model_in_the_export_root(tmp_path):
     root = tmp_path / "saved_models"
-    vae, autoencoder = tiny_vae(), tiny_autoencoder_kl()
+    vae = tiny_vae()
     export.export_saved_model(vae, str(root / "frey_face"))
     export.export_saved_model(vae, str(root / "frey_face"), serve_versions="latest:2", labels={"stable": 1})
-    export.export_saved_model(autoencoder, str(root / "autoencoder"), warmup_image_size=4)
+    export.export_saved_model(vae, str(root / "autoencoder"))
     export.export_saved_model(vae, str(root / "frey_face"), serve_versions="specific:1,3", labels={"canary": 3})
 
     configs = configs_by_name(root)
@@ -68,19 +65,33 @@ def test_a_label_on_a_version_that_is_not_served_is_refused_before_anything_is_w
     assert dict(configs_by_name(tmp_path)["vae"].version_labels) == {"stable": 1}
 
 
-def test_export_command_sets_versions_and_labels_and_serving_config_regenerates_the_file(tmp_path):
+def test_export_command_sets_versions_and_labels_and_serving_config_regenerates_the_file(tmp_path, capsys):
     model = tiny_vae()
     model.save(tmp_path / "vae.keras")
     root = tmp_path / "served"
-    for arguments in ([], ["--serve-versions", "all", "--label", "stable=1", "--label", "canary=2"]):
-        run_command([TFVAE, "export", str(tmp_path / "vae.keras"), "--model-dir", str(root / "vae"), *arguments])
+    export.export_saved_model(model, str(root / "vae"))
+    assert commands.main(["export", str(tmp_path / "vae.keras"), "--model-dir", str(root / "vae"), "--serve-versions",
+                          "all", "--label", "stable=1", "--label", "canary=2"]) == 0
     config = configs_by_name(root)["vae"]
     assert config.model_version_policy.WhichOneof("policy_choice") == "all"
     assert dict(config.version_labels) == {"stable": 1, "canary": 2}
 
     os.remove(root / "models.config")
     os.rename(root / "vae", root / "renamed")
-    stdout = run_command([TFVAE, "serving-config", str(root)])
-    assert stdout.strip() == f"model config: {root / 'models.config'}"
+    capsys.readouterr()
+    assert commands.main(["serving-config", str(root)]) == 0
+    assert capsys.readouterr().out.strip() == f"model config: {root / 'models.config'}"
     assert list(configs_by_name(root)) == ["renamed"]
     assert dict(configs_by_name(root)["renamed"].version_labels) == {"stable": 1, "canary": 2}
+
+
+def test_export_command_reports_a_refused_label_in_one_line(tmp_path, capsys):
+    model = tiny_vae()
+    model.save(tmp_path / "vae.keras")
+    argv = ["export", str(tmp_path / "vae.keras"), "--model-dir", str(tmp_path / "vae"), "--label", "stable=2"]
+    assert commands.main(argv) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("tfvae export: ") and "label stable names version 2" in line
+    assert not os.path.exists(tmp_path / "vae"), "nothing written"
+    assert commands.main(["serving-config", str(tmp_path / "missing")]) == 1
+    assert "is not a folder" in capsys.readouterr().err

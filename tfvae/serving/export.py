@@ -106,8 +106,6 @@ def export_saved_model(model, model_dir, version=None, keep=None, allow_signatur
             written.
     """
     _check_servable(model)
-    os.makedirs(model_dir, exist_ok=True)
-    _remove_abandoned_staging(model_dir)
     version = _next_version(model_dir) if version is None else int(version)
     if version < 1:
         raise ValueError(f"A SavedModel version must be a positive integer, got {version}.")
@@ -116,6 +114,8 @@ def export_saved_model(model, model_dir, version=None, keep=None, allow_signatur
         raise FileExistsError(f"Version {version} exists at {final_path}; versions are never overwritten.")
     settings = model_server.updated_settings(model_dir, serve_versions, labels)
     model_server.check_settings(settings, _versions_after(model_dir, version, keep), model_dir)
+    os.makedirs(model_dir, exist_ok=True)
+    _remove_abandoned_staging(model_dir)
     staging_path = os.path.join(model_dir, f"{_STAGING_PREFIX}{version}-{os.getpid()}")
     try:
         build_export_archive(model).write_out(staging_path, verbose=False)
