@@ -43,6 +43,8 @@ def test_default_train_runs_offline_and_exports_a_loadable_saved_model(tmp_path)
     assert len(history["elbo"]) == len(history["val_elbo"]) == len(history["epoch_seconds"]) == 1
     assert (run_dir / "summary.png").read_bytes()[:4] == b"\x89PNG"
     version_dir = tmp_path / "saved_models" / "faces" / "1"
+    assert 'name: "faces"' in (tmp_path / "saved_models" / "models.config").read_text(), "TF Serving's files too"
+    assert (version_dir / "assets.extra" / "tf_serving_warmup_requests").exists()
     output = run_python(TENSORFLOW_ONLY_PREAMBLE + f"""
 import numpy as np
 x = np.random.default_rng(0).random((3, 560)).astype("float32")

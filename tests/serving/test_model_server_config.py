@@ -93,5 +93,7 @@ def test_export_command_reports_a_refused_label_in_one_line(tmp_path, capsys):
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("tfvae export: ") and "label stable names version 2" in line
     assert not os.path.exists(tmp_path / "vae"), "nothing written"
+    assert commands.main([*argv[:-1], "a b=1"]) == 1
+    assert "got 'a b'" in capsys.readouterr().err
     assert commands.main(["serving-config", str(tmp_path / "missing")]) == 1
     assert "is not a folder" in capsys.readouterr().err

@@ -93,10 +93,12 @@ def updated_settings(model_dir, versions=None, labels=None):
     if versions is not None:
         parse_versions(versions)
         settings["versions"] = versions
-    for label, version in (labels or {}).items():
+    labels = labels or {}
+    for label in labels:
         if not _LABEL.fullmatch(label):
-            raise ValueError(f"A version label is letters, digits, '-' and '_', got {label!r}.")
-        settings["labels"] = {**settings["labels"], label: int(version)}
+            raise ServingConfigError(f"A version label is letters, digits, '-' and '_' (it goes into the REST URL "
+                                     f"/v1/models/NAME/labels/LABEL), got {label!r}.")
+    settings["labels"] = {**settings["labels"], **{label: int(version) for label, version in labels.items()}}
     return settings
 
 
