@@ -203,3 +203,15 @@ def test_grpc_and_rest_requests_to_every_autoencoder_kl_signature_give_the_docum
             np.testing.assert_allclose(outputs[f"{kind}/{key}"], value, atol=1e-5, err_msg=f"{kind}/{key}")
         np.testing.assert_allclose(outputs[f"{kind}/encode/latents"], (outputs[f"{kind}/encode/z"] - 0.1) * 0.5,
                                    atol=1e-6)
+
+
+def test_a_failure_while_writing_the_warmup_requests_leaves_no_version(tmp_path, monkeypatch):
+    def fail_midway(version_path, *args):
+        os.makedirs(os.path.join(version_path, "assets.extra"))
+        raise OSError("disk full")
+
+    monkeypatch.setattr(export, "write_warmup_requests", fail_midway)
+    with pytest.raises(OSError, match="disk full"):
+        export.export_saved_model(tiny_vae(), str(tmp_path / "vae"))
+    assert os.listdir(tmp_path / "vae") == [], "no version, no staging folder"
+    assert not os.path.exists(tmp_path / "models.config")
