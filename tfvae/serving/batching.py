@@ -5,7 +5,8 @@ TF Serving started with `--enable_batching` gathers concurrent requests of one s
 `allowed_batch_sizes` (so the model only ever sees those sizes, which the warm-up requests compile ahead), and runs
 up to `num_batch_threads` batches at once. The text-format `tensorflow.serving.BatchingParameters` goes to
 `--batching_parameters_file`, or, with `--enable_per_model_batching_parameters`, into each version as
-`batching_params.pbtxt`:
+`batching_params.pbtxt` (whose `num_batch_threads` the server then ignores: one pool of batch threads, sized by the
+server-wide file, serves every model):
 
     max_batch_size { value: 32 }
     batch_timeout_micros { value: 1000 }
