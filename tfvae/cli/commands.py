@@ -219,10 +219,10 @@ def _build_parser(config_defaults):
     export.add_argument("--keep", type=_positive_int, default=None, help="keep only the newest KEEP versions")
     export.add_argument("--allow-signature-change", action="store_true",
                         help="export even if the signatures differ from those of the newest version in MODEL_DIR")
-    export.add_argument("--serve-versions", type=_versions,
+    export.add_argument("--serve-versions", type=_versions, metavar="POLICY",
                         help="versions TF Serving loads: latest:N, all or specific:V1,V2 (default: the model's "
                         "setting, latest:1 at first)")
-    export.add_argument("--label", type=_label, action="append", default=[], metavar="LABEL=VERSION",
+    export.add_argument("--label", type=_label, action="append", metavar="LABEL=VERSION",
                         help="give VERSION the label LABEL in models.config (stable, canary, ...); repeatable")
     export.add_argument("--measure-batching", action="store_true",
                         help="choose the batching parameters from serving_default's latency measured on this machine "
@@ -345,7 +345,7 @@ def _export(args):
         model = model.autoencoder
     path = export_saved_model(model, args.model_dir, version=args.version, keep=args.keep,
                               allow_signature_change=args.allow_signature_change, serve_versions=args.serve_versions,
-                              labels=dict(args.label), measure_batching=args.measure_batching,
+                              labels=dict(args.label or ()), measure_batching=args.measure_batching,
                               warmup_image_size=args.warmup_image_size)
     print(f"SavedModel: {path}")
     return 0
