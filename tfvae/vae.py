@@ -248,6 +248,23 @@ class VAE(SeedState, TrainableModel):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         return self.reconstruct(x)
 
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
+        """`keras.Model.export`, whose `serve` endpoint (also `serving_default`) gives `reconstruct(x)`, as `predict`
+        and `tfvae.export`'s `serving_default` do, instead of `call`'s sampled E[x|z].
+
+        `serve(x)` takes `x [n, *data_shape]` float32 and returns the reconstruction `[n, *data_shape]` (a tensor;
+        the SavedModel's signature names it `output_0`, where `tfvae.export` names it `reconstruction`). Formats
+        other than `"tf_saved_model"` are Keras' own, which export `call`.
+        """
+        if format != "tf_saved_model":
+            return super().export(filepath, format=format, verbose=verbose, input_signature=input_signature,
+                                  **kwargs)
+        archive = keras.export.ExportArchive()
+        archive.track(self)
+        spec = input_signature or [tf.TensorSpec((None, *self.data_shape), tf.float32, name="x")]
+        archive.add_endpoint("serve", self.reconstruct, input_signature=spec)
+        archive.write_out(filepath, verbose=True if verbose is None else verbose)
+
     def get_config(self):
         return {
             **super().get_config(),

@@ -46,6 +46,8 @@ def test_default_train_runs_offline_and_exports_a_loadable_saved_model(tmp_path)
     assert len(history["elbo"]) == len(history["val_elbo"]) == len(history["epoch_seconds"]) == 1
     assert (run_dir / "summary.png").read_bytes()[:4] == b"\x89PNG"
     version_dir = tmp_path / "saved_models" / "faces" / "1"
+    assert 'name: "faces"' in (tmp_path / "saved_models" / "models.config").read_text(), "TF Serving's files too"
+    assert (version_dir / "assets.extra" / "tf_serving_warmup_requests").exists()
     output = run_python(TENSORFLOW_ONLY_PREAMBLE + f"""
 import numpy as np
 x = np.random.default_rng(0).random((3, 560)).astype("float32")
@@ -156,3 +158,13 @@ def test_a_reader_that_goes_away_ends_the_command_quietly():
     finally:
         os.close(write_end)
     assert result.returncode == 141 and "Traceback" not in result.stderr and "Error" not in result.stderr
+
+
+def test_the_parser_repeats_constants_of_modules_it_does_not_import_as_they_are():
+    from tfvae.autoencoder_kl.objective import RECONSTRUCTION_LOSSES
+    from tfvae.data import CACHE_IN_MEMORY_BYTES
+    from tfvae.serving.export import WARMUP_IMAGE_SIZE
+
+    assert parser.WARMUP_IMAGE_SIZE == WARMUP_IMAGE_SIZE
+    assert config.RECONSTRUCTION_LOSSES == RECONSTRUCTION_LOSSES
+    assert f"at most {CACHE_IN_MEMORY_BYTES // 2**20} MiB" in config.RunConfig.__dataclass_fields__["cache"].metadata["help"]

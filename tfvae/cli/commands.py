@@ -1,4 +1,5 @@
-"""The `tfvae` command's subcommands, run once `tfvae.cli` has parsed the command line and imported TensorFlow.
+"""The `tfvae` command's subcommands (`train`, `evaluate`, `export`, `encode`, `serving-config`), run once `tfvae.cli`
+has parsed the command line and imported TensorFlow.
 
 A user's mistake (a missing or corrupt file, a bad setting, a run directory in use, a full disk) ends the command with
 one line on stderr, `tfvae COMMAND: what is wrong and what to do`, and exit status 1; Ctrl-C with exit status 130. Any
@@ -24,12 +25,13 @@ from tfvae.run.model_files import ModelFileError, load_model
 from tfvae.run.recipes import recipe_for
 from tfvae.run.resumable_run import BackupMismatchError
 from tfvae.run.training import train
-from tfvae.serving.export import SignatureChangeError, export_saved_model
+from tfvae.serving.export import SignatureChangeError, export_saved_model, write_server_config
+from tfvae.serving.model_server import ServingConfigError
 from tfvae.vae import VAE
 
 USER_ERRORS = (
     BackupMismatchError, ConfigError, DataError, FileExistsError, InputError, LatentShardsError, ModelFileError,
-    NonFiniteLossError, RunLockedError, SignatureChangeError, WeightsError,
+    NonFiniteLossError, RunLockedError, ServingConfigError, SignatureChangeError, WeightsError,
 )
 # File-system errors that the user's machine causes, not tfvae: reported in one line like the USER_ERRORS.
 USER_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOSPC,
@@ -41,7 +43,9 @@ INTERRUPTED_STATUS = 130  # 128 + SIGINT, as shells report a process that Ctrl-C
 def run(args):
     """Runs the subcommand `args` (parsed by `tfvae.cli.parser`) describe; returns the exit status."""
     try:
-        return {"train": _train, "evaluate": _evaluate, "export": _export, "encode": _encode}[args.command_name](args)
+        commands = {"train": _train, "evaluate": _evaluate, "export": _export, "encode": _encode,
+                    "serving-config": _serving_config}
+        return commands[args.command_name](args)
     except KeyboardInterrupt as interrupt:
         message, status = str(interrupt) or "interrupted.", INTERRUPTED_STATUS
     except OSError as error:  # before USER_ERRORS: a FileExistsError of the file system has its errno
@@ -110,8 +114,18 @@ def _export(args):
     if isinstance(model, AutoencoderKLTrainer):  # the best.keras of an autoencoder_kl run
         model = model.autoencoder
     path = export_saved_model(model, args.model_dir, version=args.version, keep=args.keep,
-                              allow_signature_change=args.allow_signature_change)
+                              allow_signature_change=args.allow_signature_change, serve_versions=args.serve_versions,
+                              labels=dict(args.label or ()), measure_batching=args.measure_batching,
+                              warmup_image_size=args.warmup_image_size)
     print(f"SavedModel: {path}")
+    return 0
+
+
+def _serving_config(args):
+    if not os.path.isdir(args.export_root):
+        raise ServingConfigError(f"{args.export_root} is not a folder; give the export root (--export-root of tfvae "
+                                 "train).")
+    print(f"model config: {write_server_config(args.export_root)}")
     return 0
 
 

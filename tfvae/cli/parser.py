@@ -12,6 +12,7 @@ from tfvae import __version__
 from tfvae.run.config import RunConfig, all_fields, check_seed, field_families, load_config
 
 TRAIN_ONLY_FIELDS = ("verbose",)  # settings without a flag of their own (`--quiet` sets verbose)
+WARMUP_IMAGE_SIZE = 256  # tfvae.serving.export's, which a test keeps equal
 EVALUATE_DATA_FIELDS = ("dataset", "data_dir", "image_size", "channels", "image_key", "cache", "skip_bad_images")
 
 
@@ -100,7 +101,24 @@ def _add_export(commands, logging):
     export.add_argument("--keep", type=_positive_int, default=None, help="keep only the newest KEEP versions")
     export.add_argument("--allow-signature-change", action="store_true",
                         help="export even if the signatures differ from those of the newest version in MODEL_DIR")
+    export.add_argument("--serve-versions", type=_versions, metavar="POLICY",
+                        help="versions TF Serving loads: latest:N, all or specific:V1,V2 (default: the model's "
+                        "setting, latest:1 at first)")
+    export.add_argument("--label", type=_label, action="append", metavar="LABEL=VERSION",
+                        help="give VERSION the label LABEL in models.config (stable, canary, ...); repeatable")
+    export.add_argument("--measure-batching", action="store_true",
+                        help="choose the batching parameters from serving_default's latency measured on this machine "
+                        "(default: the model family's defaults)")
+    export.add_argument("--warmup-image-size", type=_positive_int, default=WARMUP_IMAGE_SIZE,
+                        help="AutoencoderKL: side of the square images of the warm-up requests and of "
+                        "--measure-batching")
     export.set_defaults(command_name="export")
+    serving_config = commands.add_parser(
+        "serving-config", parents=[logging],
+        help="rewrite EXPORT_ROOT/models.config and batching_parameters.pbtxt for TF Serving from the folder",
+    )
+    serving_config.add_argument("export_root", help="the folder holding MODEL_NAME/<version> folders")
+    serving_config.set_defaults(command_name="serving-config")
 
 
 def _add_encode(commands, logging):
@@ -167,6 +185,23 @@ def _positive_int(text):
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
     return int(text)
+
+
+def _versions(text):
+    from tfvae.serving.model_server import parse_versions  # here: only when the flag is given (it imports TensorFlow)
+
+    try:
+        parse_versions(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+    return text
+
+
+def _label(text):
+    label, _, version = text.partition("=")
+    if not label or not version.isdigit() or int(version) < 1:
+        raise argparse.ArgumentTypeError(f"must be LABEL=VERSION with a positive integer VERSION, got {text!r}")
+    return label, int(version)
 
 
 def _seed(text):

@@ -51,3 +51,13 @@ def build_export_archive(model):
         "encode": (encode, images_spec),
         "decode": (decode, latents_spec),
     })
+
+
+def warmup_example_shapes(model, image_size):
+    """`{signature: {input: shape of one example}}` for warm-up requests on square images of side `image_size`."""
+    factor = model.downsampling_factor
+    if image_size % factor:
+        raise ValueError(f"The warm-up image size must be divisible by f = {factor}, got {image_size}.")
+    images = (image_size, image_size, model.in_channels)
+    latents = (image_size // factor, image_size // factor, model.latent_channels)
+    return {"serving_default": {"x": images}, "encode": {"x": images}, "decode": {"latents": latents}}

@@ -4,6 +4,10 @@ Layout, as TF Serving reads it: `<export_root>/<model_name>/<version>/` with `<v
 is written to a hidden staging folder beside it and renamed into place only when complete, so a crash or a kill
 never leaves a partial version that a server could load; an existing version is never overwritten.
 
+Each version also holds what TF Serving reads beside the SavedModel: `batching_params.pbtxt` (`tfvae.serving.
+batching`) and `assets.extra/tf_serving_warmup_requests` (`tfvae.serving.warmup`). Each export rewrites the export
+root's `models.config` (`tfvae.serving.model_server`) and `batching_parameters.pbtxt` for every model there.
+
 Signatures (inputs and outputs are float32 with an unknown batch dimension, except `num_samples`):
 
 | signature | inputs | outputs |
@@ -30,25 +34,50 @@ import re
 import shutil
 
 import keras
+import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from tfvae.autoencoder_kl import AutoencoderKL
+from tfvae.files.atomic import save_atomically
 from tfvae.files.run_lock import process_alive
-from tfvae.serving import autoencoder_kl_signatures
+from tfvae.serving import autoencoder_kl_signatures, model_server
+from tfvae.serving.batching import (
+    BATCHING_FILE,
+    BatchingParameters,
+    batch_sizes_up_to,
+    choose_batching,
+    latency_curve,
+)
 from tfvae.serving.endpoints import float32_archive
+from tfvae.serving.model_server import list_versions
+from tfvae.serving.warmup import write_warmup_requests
+from tfvae.vae import VAE
 
 SIGNATURE_NAMES = ("serving_default", "encode", "decode", "sample", "sample_from_noise", "elbo")
 _STAGING_PREFIX = ".staging-"
 _DIFFERENCES_SHOWN = 3
+SERVER_BATCHING_FILE = "batching_parameters.pbtxt"
+WARMUP_IMAGE_SIZE = 256
+# The largest batch `measure_batching` times; an AutoencoderKL's batches hold few large images, so its defaults and
+# its largest batch measured are smaller.
+VAE_LARGEST_MEASURED_BATCH = 256
+AUTOENCODER_KL_BATCHING = BatchingParameters(max_batch_size=4, allowed_batch_sizes=(1, 2, 4))
+AUTOENCODER_KL_LARGEST_MEASURED_BATCH = 16
 
 
 class SignatureChangeError(ValueError):
     """A new version whose signatures differ from those of the newest version of the same model."""
 
 
-def export_saved_model(model, model_dir, version=None, keep=None, allow_signature_change=False):
-    """Writes `model` as a new SavedModel version under `model_dir` and returns its path.
+def export_saved_model(model, model_dir, version=None, keep=None, allow_signature_change=False, serve_versions=None,
+                       labels=None, measure_batching=False, warmup_image_size=WARMUP_IMAGE_SIZE):
+    """Writes `model` as a new SavedModel version under `model_dir`, with TF Serving's files, and returns its path.
+
+    Besides the SavedModel, the version holds its batching parameters (`batching_params.pbtxt`, see
+    `tfvae.serving.batching`) and warm-up requests (`assets.extra/tf_serving_warmup_requests`, see
+    `tfvae.serving.warmup`); the export root, `model_dir`'s parent, gets `models.config` and
+    `batching_parameters.pbtxt` rewritten for every model there (see `write_server_config`).
 
     Args:
         model: a built `tfvae.VAE` whose encoder has a known input shape, or a `tfvae.AutoencoderKL`.
@@ -56,6 +85,13 @@ def export_saved_model(model, model_dir, version=None, keep=None, allow_signatur
         version: a positive integer; None takes one more than the newest version present (1 for the first).
         keep: if given, only the newest `keep` versions remain after the export.
         allow_signature_change: write the version even if its signatures differ from the newest version's.
+        serve_versions: the versions TF Serving loads, `latest:N`, `all` or `specific:V1,V2`; None keeps the model's
+            setting (`latest:1` at first).
+        labels: `{label: version}` to set, such as `{"stable": 3, "canary": 4}`; other labels stay.
+        measure_batching: choose the batching parameters from the latency of `serving_default` measured here
+            (`batching.choose_batching`) instead of the model family's defaults.
+        warmup_image_size: an `AutoencoderKL`'s warm-up requests (and `measure_batching`) use square images of this
+            side; a VAE's use its data shape.
 
     Returns:
         The path of the new version folder.
@@ -64,28 +100,50 @@ def export_saved_model(model, model_dir, version=None, keep=None, allow_signatur
         FileExistsError: when `version` already exists.
         SignatureChangeError: when the signatures differ from the newest version's and `allow_signature_change` is
             False; nothing is written.
+        TypeError: when `model` is neither, naming Keras' own `model.export`.
         ValueError: when the model's data shape has an unknown size (`sample` needs to know the latent's).
+        ServingConfigError: when `serve_versions` and `labels` do not fit the versions there would be; nothing is
+            written.
     """
-    os.makedirs(model_dir, exist_ok=True)
-    _remove_abandoned_staging(model_dir)
+    _check_servable(model)
     version = _next_version(model_dir) if version is None else int(version)
     if version < 1:
         raise ValueError(f"A SavedModel version must be a positive integer, got {version}.")
     final_path = os.path.join(model_dir, str(version))
     if os.path.exists(final_path):
         raise FileExistsError(f"Version {version} exists at {final_path}; versions are never overwritten.")
+    settings = model_server.updated_settings(model_dir, serve_versions, labels)
+    model_server.check_settings(settings, _versions_after(model_dir, version, keep), model_dir)
+    os.makedirs(model_dir, exist_ok=True)
+    _remove_abandoned_staging(model_dir)
     staging_path = os.path.join(model_dir, f"{_STAGING_PREFIX}{version}-{os.getpid()}")
     try:
         build_export_archive(model).write_out(staging_path, verbose=False)
         if not allow_signature_change:
             _check_signatures_unchanged(model_dir, staging_path)
+        _write_serving_files(model, staging_path, os.path.basename(os.path.abspath(model_dir)), measure_batching,
+                             warmup_image_size)
         os.rename(staging_path, final_path)
     except BaseException:
         shutil.rmtree(staging_path, ignore_errors=True)
         raise
     if keep is not None:
         _keep_newest(model_dir, keep)
+    if serve_versions is not None or labels:
+        model_server.save_settings(model_dir, settings)
+    write_server_config(os.path.dirname(os.path.abspath(model_dir)))
     return final_path
+
+
+def write_server_config(export_root):
+    """Rewrites `<export_root>/models.config` (`tfvae.serving.model_server`) and `batching_parameters.pbtxt`, the
+    default `BatchingParameters` for `--batching_parameters_file`, from the model folders there.
+
+    Returns:
+        The path of `models.config`.
+    """
+    save_atomically(BatchingParameters().write, os.path.join(export_root, SERVER_BATCHING_FILE))
+    return model_server.write_model_server_config(export_root)
 
 
 def build_export_archive(model):
@@ -138,6 +196,16 @@ def build_export_archive(model):
     return float32_archive(model, {name: endpoints[name] for name in SIGNATURE_NAMES})
 
 
+def warmup_example_shapes(model, image_size=WARMUP_IMAGE_SIZE):
+    """`{signature: {input: shape of one example}}` of the warm-up requests: every signature but `sample` (see
+    `tfvae.serving.warmup`); an `AutoencoderKL`'s on square images of side `image_size`."""
+    if isinstance(model, AutoencoderKL):
+        return autoencoder_kl_signatures.warmup_example_shapes(model, image_size)
+    data, latent = model.data_shape, model.latent_shape()
+    return {"serving_default": {"x": data}, "encode": {"x": data}, "decode": {"z": latent},
+            "sample_from_noise": {"noise": latent}, "elbo": {"x": data}}
+
+
 def read_signatures(path):
     """The signatures of the SavedModel at `path`, read from its `saved_model.pb` without loading it.
 
@@ -171,11 +239,34 @@ def signature_differences(old, new):
     return differences
 
 
-def list_versions(model_dir):
-    """The integer versions present under `model_dir`, oldest first."""
-    if not os.path.isdir(model_dir):
-        return []
-    return sorted(int(entry) for entry in os.listdir(model_dir) if re.fullmatch(r"[1-9][0-9]*", entry))
+def _check_servable(model):
+    if not isinstance(model, (VAE, AutoencoderKL)):
+        raise TypeError(
+            f"export_saved_model writes the signatures of a tfvae.VAE or tfvae.AutoencoderKL, not of a "
+            f"{type(model).__name__}; for another Keras model use its own model.export(path), whose `serve` "
+            "endpoint is its call."
+        )
+
+
+def _write_serving_files(model, version_path, model_name, measure_batching, warmup_image_size):
+    """Writes the version's `batching_params.pbtxt` and warm-up requests (at the batch sizes it allows)."""
+    example_shapes = warmup_example_shapes(model, warmup_image_size)
+    autoencoder_kl = isinstance(model, AutoencoderKL)
+    if measure_batching:
+        signature = tf.saved_model.load(version_path).signatures["serving_default"]
+        examples = {name: np.zeros(shape, np.float32) for name, shape in example_shapes["serving_default"].items()}
+        largest = AUTOENCODER_KL_LARGEST_MEASURED_BATCH if autoencoder_kl else VAE_LARGEST_MEASURED_BATCH
+        parameters = choose_batching(latency_curve(signature, examples, batch_sizes_up_to(largest)))
+    else:
+        parameters = AUTOENCODER_KL_BATCHING if autoencoder_kl else BatchingParameters()
+    parameters.write(os.path.join(version_path, BATCHING_FILE))
+    write_warmup_requests(version_path, model_name, example_shapes, parameters.allowed_batch_sizes)
+
+
+def _versions_after(model_dir, version, keep):
+    """The versions `model_dir` will hold once `version` is added and only the newest `keep` are kept."""
+    versions = sorted({*list_versions(model_dir), version})
+    return versions[-keep:] if keep else versions
 
 
 def _next_version(model_dir):
