@@ -167,4 +167,5 @@ def test_the_parser_repeats_constants_of_modules_it_does_not_import_as_they_are(
 
     assert parser.WARMUP_IMAGE_SIZE == WARMUP_IMAGE_SIZE
     assert config.RECONSTRUCTION_LOSSES == RECONSTRUCTION_LOSSES
-    assert f"at most {CACHE_IN_MEMORY_BYTES // 2**20} MiB" in config.RunConfig.__dataclass_fields__["cache"].metadata["help"]
+    cache_help = config.RunConfig.__dataclass_fields__["cache"].metadata["help"]
+    assert f"at most {CACHE_IN_MEMORY_BYTES // 2**20} MiB" in cache_help
