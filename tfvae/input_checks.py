@@ -9,7 +9,7 @@ class InputError(ValueError):
     """Data that a model cannot learn from: wrong shape or dtype, empty, non-finite, or out of the range it models."""
 
 
-EIGHT_BIT_HINT = "8-bit pixels? Divide them by 255: x.astype('float32') / 255"
+EIGHT_BIT_HINT = "8-bit pixels? Divide them by 255"
 
 
 def check_data(data, data_shape, *, role="x", unit_interval=None):
@@ -140,7 +140,9 @@ def _check_values(values, where, unit_interval):
             f"{tuple(int(i) for i in example)}); remove or impute them before training."
         )
     low, high = values.min(), values.max()
-    if low >= 0 and 1 < high <= 255 and np.array_equal(values, np.round(values)):
+    eight_bit_range = low >= 0 and 127 < high <= 255
+    if eight_bit_range and np.array_equal(values, np.round(values)):
         raise InputError(f"{where} holds whole numbers in [{low:g}, {high:g}] ({EIGHT_BIT_HINT}).")
     if unit_interval and (low < 0 or high > 1):
-        raise InputError(f"{where} has values in [{low:g}, {high:g}], but {unit_interval}.")
+        hint = f" ({EIGHT_BIT_HINT})" if eight_bit_range else ""
+        raise InputError(f"{where} has values in [{low:g}, {high:g}]{hint}, but {unit_interval}.")

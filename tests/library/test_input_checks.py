@@ -36,7 +36,7 @@ BAD_INPUTS = {
     "NaN": (lambda rng: np.where(np.eye(32, 16) > 0, np.nan, good_data(rng)), "16 NaN or infinite.*\\(0, 0\\)"),
     "infinity": (lambda rng: np.full((8, 16), np.inf, np.float32), "NaN or infinite"),
     "8-bit pixels": (lambda rng: (good_data(rng) * 255).astype(np.uint8),
-                     r"\[0, 2\d\d\] \(8-bit pixels\? Divide them by 255\), but a Bernoulli decoder"),
+                     r"is uint8 \(8-bit pixels\? Divide them by 255\)"),
     "negative pixels": (lambda rng: good_data(rng) - 0.5, "Bernoulli decoder models pixels in \\[0, 1\\]"),
     "no examples": (lambda rng: np.zeros((0, 16), np.float32), "no examples"),
 }
@@ -125,7 +125,7 @@ BAD_IMAGES = {
     "wrong channels": (lambda images: images[..., :1], r"shape \(16, 16, 1\)"),
     "NaN": (lambda images: np.full_like(images, np.nan), "3072 NaN or infinite"),
     "8-bit pixels": (lambda images: (images * 255).astype(np.uint8),
-                     r"\(8-bit pixels\? Divide them by 255\), but AutoencoderKLTrainer takes images in \[0, 1\]"),
+                     r"is uint8 \(8-bit pixels\? Divide them by 255\)"),
     "no images": (lambda images: images[:0], "no examples"),
 }
 

@@ -97,7 +97,7 @@ def test_the_data_flags_are_train_config_fields():
         "64x48", 3, "none", "jpeg", True)
     with pytest.raises(ValueError, match="HEIGHTxWIDTH"):
         make_config(image_size="64x")
-    with pytest.raises(ValueError, match="channels must be 1 or 3"):
+    with pytest.raises(ValueError, match=r"channels must be one of \(1, 3\), got 4"):
         make_config(channels=4)
 
 

@@ -83,7 +83,9 @@ class TrainableModel(keras.Model):
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
             steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
-        _refuse_weights(sample_weight=sample_weight, class_weight=class_weight)
+        weighted_validation = isinstance(validation_data, (tuple, list)) and len(validation_data) == 3
+        _refuse_weights(sample_weight=sample_weight, class_weight=class_weight,
+                        validation_sample_weight=validation_data[2] if weighted_validation else None)
         self.check_data(x)
         self.check_data(validation_data, role="validation_data")
         if _is_array(x) and (y is None or _is_array(y)) and steps_per_epoch is None and shuffle in (True, False):
@@ -92,7 +94,7 @@ class TrainableModel(keras.Model):
             validation_split = 0.0
             x, y = array_batches(_examples(x, y), batch_size or KERAS_BATCH_SIZE, shuffle), None
             validation_batch_size = validation_batch_size or batch_size
-            batch_size = None
+            batch_size, shuffle = None, False  # the batches are reshuffled every epoch already
         if _holds_arrays(validation_data) and validation_steps is None:
             examples = _examples(*keras.utils.unpack_x_y_sample_weight(validation_data)[:2])
             validation_data = array_batches(examples, validation_batch_size or KERAS_BATCH_SIZE, shuffle=False)
@@ -141,6 +143,8 @@ class TrainableModel(keras.Model):
         return keras_state.reducible_across_workers(self.distribute_strategy, super().test_step(data))
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # PRIVATE: overrides Keras' `Model._maybe_symbolic_build` (Keras 3.8-3.15.1), see `keras_state.built_for_steps`;
+        # a Keras without it never calls this, and builds as it does.
         if not keras_state.built_for_steps(self):
             super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
