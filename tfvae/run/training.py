@@ -330,7 +330,7 @@ def build_model(config, image_shape):
         else:
             decoder = networks.gaussian_mlp_decoder(config.latent_size, size, config.hidden_units, mean_activation)
     else:
-        _check_conv_images(image_shape, config.dataset)
+        _check_conv_images(image_shape, config.dataset, config.image_size)
         encoder = networks.conv_encoder(image_shape, config.latent_size)
         latent_shape = encoder.output_shape[1:-1] + (config.latent_size,)
         decoder = networks.conv_decoder(latent_shape, image_shape, config.likelihood, mean_activation=mean_activation)
@@ -346,7 +346,7 @@ def build_model(config, image_shape):
     )
 
 
-def _check_conv_images(image_shape, dataset):
+def _check_conv_images(image_shape, dataset, image_size=None):
     """Raises `InputError` unless the convolutional VAE takes images of `image_shape`."""
     if len(image_shape) != 3:
         raise InputError(f"{dataset} holds examples of shape {tuple(image_shape)}, not images: --model conv needs "
@@ -355,8 +355,8 @@ def _check_conv_images(image_shape, dataset):
     if image_shape[0] % factor or image_shape[1] % factor:
         raise InputError(
             f"The images are {image_shape[0]}x{image_shape[1]} pixels, but the convolutional VAE halves them "
-            f"{len(networks.CONV_FILTERS)} times: height and width must be divisible by {factor}. Resize them with "
-            "--image-size."
+            f"{len(networks.CONV_FILTERS)} times: height and width must be divisible by {factor}. "
+            + data.resize_advice(image_size, factor)
         )
 
 
@@ -376,7 +376,8 @@ def build_autoencoder_kl_trainer(config, image_shape):
         raise InputError(
             f"The images are {sides[0]}x{sides[1]} pixels, but an AutoencoderKL with {len(config.block_out_channels)} "
             f"block_out_channels halves them {len(config.block_out_channels) - 1} times: height and width must be "
-            f"divisible by {factor}. Resize them with --image-size, or give fewer --block-out-channels."
+            f"divisible by {factor}. {data.resize_advice(config.image_size, factor)} Or give fewer "
+            "--block-out-channels."
         )
     discriminator = None
     if config.discriminator_layers:
