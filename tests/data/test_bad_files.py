@@ -140,3 +140,19 @@ def test_tfvae_train_names_a_bad_first_image_without_the_decoders_messages(first
                           "--validation-split", "0")
     assert skipped.returncode == 0 and skipped.stderr == "", skipped.stderr[-3000:]
     assert "Skipped 2 bad image(s)" in skipped.stdout and "a_truncated.jpg" in skipped.stdout
+
+
+def test_a_download_without_network_fails_at_once(tmp_path, monkeypatch):
+    import tensorflow_datasets as tfds
+
+    def offline(address, timeout=None):
+        raise OSError(f"[Errno -3] Temporary failure in name resolution: {address[0]}")
+
+    def load(*args, **kwargs):
+        raise AssertionError("tfds.load ran: it retries for minutes without network")
+
+    monkeypatch.setattr("socket.create_connection", offline)
+    monkeypatch.setattr(tfds, "load", load)
+    with pytest.raises(data.DataError, match=r"^Cannot download the tfds data set 'mnist': none of its download hosts "
+                                             r"\(storage.googleapis.com\) answers .*seems offline\. Point tfvae at"):
+        data.open_images("mnist", data_dir=str(tmp_path), download=True)

@@ -15,7 +15,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tfvae.data import arrays, pipeline, sources
+from tfvae.data import arrays, download_hosts, pipeline, sources
 from tfvae.data.errors import DataError
 from tfvae.files.run_lock import RunLock, RunLockedError
 
@@ -254,6 +254,9 @@ def _open_tfds(name, split, holdout, options):
     except (tfds.core.registered.DatasetNotFoundError, ValueError) as error:  # ValueError: not a tfds name at all
         raise DataError(f"No data set or file named {name!r}: not a path, and not a tfds data set (such as "
                         f"{', '.join(IN_MEMORY_TFDS)} or cifar10). {_LOCAL_HELP}") from error
+
+    if options.download and name not in PREPARED_OFFLINE and not builder.is_prepared():
+        download_hosts.check_download_hosts(name, builder.url_infos or (), _LOCAL_HELP)
 
     def load(split, **kwargs):
         return _tfds_load(name, split, options, **kwargs)
