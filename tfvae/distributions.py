@@ -151,6 +151,25 @@ class DiagonalGaussian(tfd.MultivariateNormalDiag):
         epsilon = tensor_math.standard_normal(shape, tfp.random.sanitize_seed(seed), self.dtype)
         return self.loc + self.std * epsilon
 
+    def sample_in_batch(self, seed, first, total):
+        """One draw `z = mu + sigma * epsilon` for these examples as rows `first : first + batch` of a batch of
+        `total` examples: each gets the noise `sample(seed=seed)` would give it in that batch.
+
+        Under `tf.distribute` a replica holds a slice of the global batch; drawing its slice of the global noise
+        keeps the sample independent of how the batch is split.
+
+        Args:
+            seed: the seed of the whole batch's draw, as for `sample`.
+            first: an int32 scalar, the row of the batch that this distribution's first example is.
+            total: an int32 scalar, the number of examples in the whole batch.
+
+        Returns:
+            A tensor of the shape of `mean()`.
+        """
+        shape = tf.concat([[total], tf.shape(self.loc)[1:]], axis=0)
+        epsilon = tensor_math.standard_normal(shape, tfp.random.sanitize_seed(seed), self.dtype)
+        return self.loc + self.std * epsilon[first : first + tf.shape(self.loc)[0]]
+
     def _log_prob(self, x):
         if not self.deterministic:
             return super()._log_prob(x)
