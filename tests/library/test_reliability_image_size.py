@@ -27,3 +27,9 @@ def test_without_an_image_size_the_advice_is_to_give_one():
     config = training.TrainConfig(dataset="photos", model="conv")
     with pytest.raises(InputError, match=r"Resize them with --image-size \(image_size=\), a multiple of 4 such as 16"):
         training.build_model(config, (30, 30, 1))
+
+
+def test_a_size_below_the_multiple_suggests_the_multiple_once():
+    config = training.TrainConfig(dataset="photos", model="conv", image_size="2")
+    with pytest.raises(InputError, match=r"is not a multiple of 4: choose one that is, such as 4\.$"):
+        training.build_model(config, (2, 2, 1))

@@ -277,9 +277,9 @@ def resize_advice(image_size, factor):
         return f"Resize them with --image-size (image_size=), a multiple of {factor} such as {4 * factor}."
     height, width = parse_image_size(image_size)
     side = height if height % factor else width
-    below, above = max(factor, side // factor * factor), (side // factor + 1) * factor
+    nearest = sorted({max(factor, side // factor * factor), (side // factor + 1) * factor})
     return (f"The --image-size {height}x{width} you gave is not a multiple of {factor}: choose one that is, such as "
-            f"{below} or {above}.")
+            f"{' or '.join(map(str, nearest))}.")
 
 
 def check_channels(value):
