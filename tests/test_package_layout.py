@@ -15,7 +15,7 @@ LAYERS = [
     ("keras adaptation", {"tfvae._keras"}),
     ("library", {"tfvae.distributions", "tfvae.layers", "tfvae.likelihoods", "tfvae.losses", "tfvae.networks",
                  "tfvae.seeding", "tfvae.vae", "tfvae.model", "tfvae.diagnostics", "tfvae.evaluate",
-                 "tfvae.latents", "tfvae.optimizers"}),
+                 "tfvae.latents", "tfvae.optimizers", "tfvae.tensor_coercible"}),
     ("autoencoders", {"tfvae.autoencoder_kl", "tfvae.autoencoder_kl_cogvideox"}),
     ("serving", {"tfvae.serving", "tfvae.export"}),
     ("run machinery", {"tfvae.run"}),

@@ -33,7 +33,10 @@ class DiagonalGaussian(LazyMultivariateNormalDiag):
     With `deterministic=True` the distribution is a point mass at the mean: the variance is zero, samples equal the
     mean, and `log_prob(x)` is the log of a probability mass (as for `tfd.Deterministic`): 0 where `x` equals the
     mean on the whole event, -inf elsewhere. `kl` and `nll` are then zero, as in latent-diffusion's
-    `DiagonalGaussianDistribution`: losses that leave a deterministic autoencoder unregularised.
+    `DiagonalGaussianDistribution`: losses that leave a deterministic autoencoder unregularised. The KL *to* a
+    deterministic distribution is `+inf` (see `kl_terms`).
+
+    `sample` draws its noise in the distribution's dtype: float64 parameters get float64 noise.
 
     Args:
         params: a float tensor `[..., 2 * d]`: the mean, then the log-variance. Half precision is computed in
@@ -105,6 +108,25 @@ class DiagonalGaussian(LazyMultivariateNormalDiag):
         epsilon = tensor_math.standard_normal(shape, tfp.random.sanitize_seed(seed), self.dtype)
         return self.loc + self.std * epsilon
 
+    def sample_in_batch(self, seed, first, total):
+        """One draw `z = mu + sigma * epsilon` for these examples as rows `first : first + batch` of a batch of
+        `total` examples: each gets the noise `sample(seed=seed)` would give it in that batch.
+
+        Under `tf.distribute` a replica holds a slice of the global batch; drawing its slice of the global noise
+        keeps the sample independent of how the batch is split.
+
+        Args:
+            seed: the seed of the whole batch's draw, as for `sample`.
+            first: an int32 scalar, the row of the batch that this distribution's first example is.
+            total: an int32 scalar, the number of examples in the whole batch.
+
+        Returns:
+            A tensor of the shape of `mean()`.
+        """
+        shape = tf.concat([[total], tf.shape(self.loc)[1:]], axis=0)
+        epsilon = tensor_math.standard_normal(shape, tfp.random.sanitize_seed(seed), self.dtype)
+        return self.loc + self.std * epsilon[first : first + tf.shape(self.loc)[0]]
+
     def _log_prob(self, x):
         if not self.deterministic:
             return super()._log_prob(x)
@@ -136,18 +158,24 @@ class DiagonalGaussian(LazyMultivariateNormalDiag):
         Against N(mu_2, sigma_2^2): `0.5 * ((mu - mu_2)^2 / sigma_2^2 + sigma^2 / sigma_2^2 - 1 - log sigma^2
         + log sigma_2^2)`. Zero when `deterministic`.
 
+        Against a deterministic `other` (a point mass, which has no density): `+inf`, except `0` in the dimensions
+        where `self` is deterministic too, at the same point.
+
         `sigma^2 / sigma_2^2 - 1 - (log sigma^2 - log sigma_2^2)` is computed as `expm1(d) - d` with
         `d = log sigma^2 - log sigma_2^2`, which is never negative in floating point either, so neither is the KL.
         """
-        if self.deterministic:
-            return tf.zeros_like(self.loc)
-        if other is None:
-            return 0.5 * (tf.square(self.loc) + tf.math.expm1(self.logvar) - self.logvar)
-        if not isinstance(other, DiagonalGaussian):
+        if other is not None and not isinstance(other, DiagonalGaussian):
             raise TypeError(
                 f"kl() takes None (the N(0, I) prior) or a DiagonalGaussian, not {type(other).__name__}; "
                 "for other distributions use tfp.distributions.kl_divergence."
             )
+        if other is not None and other.deterministic:
+            same_point = tf.logical_and(self.deterministic, tf.equal(self.loc, tf.cast(other.loc, self.dtype)))
+            return tf.where(same_point, tf.constant(0.0, self.dtype), tf.constant(math.inf, self.dtype))
+        if self.deterministic:
+            return tf.zeros_like(self.loc)
+        if other is None:
+            return 0.5 * (tf.square(self.loc) + tf.math.expm1(self.logvar) - self.logvar)
         logvar_difference = self.logvar - other.logvar
         return 0.5 * (
             tf.square(self.loc - other.loc) * tf.exp(-other.logvar)

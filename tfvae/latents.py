@@ -4,10 +4,14 @@ The latent-diffusion use trains a second model on the latents of a fixed autoenc
 keeping `mu` and `log sigma^2` lets every later epoch draw fresh `z = mu + sigma * epsilon` without the encoder.
 """
 
+import os
+
+import keras
 import numpy as np
 import tensorflow as tf
 
 from tfvae._keras.eager import compiled_when_eager
+from tfvae.input_checks import InputError
 
 DEFAULT_BATCH_SIZE = 500
 
@@ -21,21 +25,27 @@ def encode_dataset(model, data, batch_size=DEFAULT_BATCH_SIZE):
 
     Args:
         model: a `tfvae.VAE` (anything whose `encode(x)` returns a `DiagonalGaussian`).
-        data: an array `[N, ...]` of examples as the encoder takes them, or a `tf.data.Dataset` of such batches.
+        data: an array `[N, ...]` of examples as the encoder takes them, or a `tf.data.Dataset` of such batches
+            (or of `(x, y)` / `(x, y, sample_weight)` batches, as `fit` takes them: `y` is left out).
         batch_size: examples per compiled call (for an array; a dataset keeps its own batches, padded to the
             first batch's size).
 
     Returns:
         `(mean, logvar)`: float32 NumPy arrays `[N, *latent_shape]`, `logvar` clamped as the posterior clamps it.
+
+    Raises:
+        InputError: for data without examples, or a dataset of single examples (unbatched).
     """
     means, logvars = [], []
     padded_size = None
-    for batch in _batches(data, batch_size):
+    for batch in _batches(data, batch_size, getattr(model, "data_shape", None)):
         size = len(batch)
         padded_size = padded_size or size
         mean, logvar = _moments(model, _pad(batch, padded_size))
         means.append(mean.numpy()[:size])
         logvars.append(logvar.numpy()[:size])
+    if not means:
+        raise InputError("encode_dataset: the data holds no examples; give at least one.")
     return np.concatenate(means), np.concatenate(logvars)
 
 
@@ -43,9 +53,11 @@ def save_latents(model, data, path, batch_size=DEFAULT_BATCH_SIZE):
     """Writes `encode_dataset(model, data, batch_size)` to `path` as a `.npz` file with arrays `mean` and `logvar`.
 
     Returns:
-        `path`.
+        The path written: `path`, with `.npz` added when it lacks it (as NumPy adds it).
     """
     mean, logvar = encode_dataset(model, data, batch_size)
+    path = os.fspath(path)
+    path = path if path.endswith(".npz") else f"{path}.npz"
     np.savez(path, mean=mean, logvar=logvar)
     return path
 
@@ -56,9 +68,16 @@ def _moments(model, x):
     return posterior.mean(), posterior.logvar
 
 
-def _batches(data, batch_size):
+def _batches(data, batch_size, data_shape=None):
+    """The batches of examples of `data` (see `encode_dataset`); `data_shape`, one example's shape when known,
+    tells a dataset of single examples."""
     if isinstance(data, tf.data.Dataset):
-        yield from data.as_numpy_iterator()
+        examples = keras.utils.unpack_x_y_sample_weight(data.element_spec)[0]
+        if data_shape is not None and examples.shape.rank == len(data_shape):
+            raise InputError(f"encode_dataset: the dataset is unbatched (its elements are single examples shaped "
+                             f"{tuple(examples.shape)}); batch it first with data.batch(n).")
+        for element in data.as_numpy_iterator():
+            yield keras.utils.unpack_x_y_sample_weight(element)[0]
         return
     data = np.asarray(data)
     for start in range(0, len(data), batch_size):

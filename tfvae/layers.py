@@ -3,7 +3,10 @@ subclassed models (what `tfp.layers` was for Keras 2).
 
 A distribution layer maps parameters to a distribution. Called in a Keras graph, `layer(params)` returns a tensor
 chosen by `convert_to_tensor_fn` (a sample, the mode, the mean, or a function of the distribution), so the layer works
-in `keras.Sequential` and functional models. The distribution stays reachable two ways:
+in `keras.Sequential` and functional models. Called directly on a concrete tensor (eagerly, not inside a model or
+another layer), it returns the distribution itself, which is also that tensor wherever a tensor is needed
+(`tf.convert_to_tensor(q)`, `q + 1`, `keras.ops`; see `tfvae.tensor_coercible`), as TFP's `DistributionLambda` does:
+`DiagonalGaussianLambda()(params).kl()`. The distribution stays reachable two ways in a graph too:
 
 - `layer.distribution(params)` returns it without side effects: the one call a subclassed model makes (`VAE.encode`
   does `self.posterior.distribution(self.encoder(x))`);
@@ -16,7 +19,9 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import tensor_math
+from tfvae._keras.call_context import within_a_layer_call
 from tfvae.distributions import DEFAULT_LOGVAR_RANGE, DiagonalGaussian, check_logvar_range
+from tfvae.tensor_coercible import TensorCoercible, tensor_coercible
 
 CONVERT_TO_TENSOR_FNS = ("sample", "mode", "mean")
 _DISTRIBUTION_ATTRIBUTE = "_tfvae_distribution"
@@ -112,6 +117,8 @@ def distribution_of(tensor):
     Raises:
         ValueError: when `tensor` did not come straight from a distribution layer.
     """
+    if isinstance(tensor, TensorCoercible):  # a layer called directly: the distribution itself
+        return tensor
     distribution = getattr(tensor, _DISTRIBUTION_ATTRIBUTE, None)
     if distribution is None:
         raise ValueError(
@@ -156,6 +163,13 @@ class DistributionLambda(keras.layers.Layer):
     def distribution(self, params):
         """The distribution for `params`; no loss is added, no noise drawn."""
         raise NotImplementedError
+
+    def __call__(self, params, *args, **kwargs):
+        """The output tensor of `call`; called directly on a concrete tensor, its distribution that is also that
+        tensor (see the module)."""
+        direct = tf.executing_eagerly() and not keras.backend.is_keras_tensor(params) and not within_a_layer_call()
+        tensor = super().__call__(params, *args, **kwargs)
+        return tensor_coercible(distribution_of(tensor), tensor) if direct else tensor
 
     def call(self, params):
         distribution = self.distribution(params)

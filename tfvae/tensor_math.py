@@ -34,8 +34,10 @@ def standard_normal(shape, seed, dtype=tf.float32):
     """Draws N(0, 1) noise that is the same with and without XLA.
 
     TensorFlow's stateless normal samplers turn random bits into normals differently under XLA, so the same seed
-    gives other noise in a `jit_compile=True` step. The Philox bits themselves agree, so this draws uint32 bits and
-    maps them with `normal_from_bits`.
+    gives other noise in a `jit_compile=True` step. The Philox bits themselves agree, so this draws random bits and
+    maps them with `normal_from_bits`: 32 bits a value for float32 (and half precision, drawn as float32), 64 for
+    float64, whose noise is then computed in float64 (XLA's float64 `ndtri` agrees to a few units in the last
+    place).
 
     Args:
         shape: the shape of the noise, a list or an int32 tensor.
@@ -45,18 +47,20 @@ def standard_normal(shape, seed, dtype=tf.float32):
     Returns:
         A tensor of `shape` and `dtype` of standard normal values.
     """
-    bits = tf.random.stateless_uniform(
-        shape, seed=seed, minval=None, maxval=None, dtype=tf.uint32, alg="philox"
-    )
+    bits_dtype = tf.uint64 if tf.as_dtype(dtype) == tf.float64 else tf.uint32
+    bits = tf.random.stateless_uniform(shape, seed=seed, minval=None, maxval=None, dtype=bits_dtype, alg="philox")
     return tf.cast(normal_from_bits(bits), dtype)
 
 
 def normal_from_bits(bits):
-    """Maps uint32 random bits to standard normal values through the inverse normal CDF (`ndtri`).
+    """Maps random bits to standard normal values through the inverse normal CDF (`ndtri`): uint32 bits to float32,
+    uint64 bits to float64.
 
-    The top 23 bits `k` give `u = (k + 0.5) / 2^23`, the centre of one of 2^23 equal cells of (0, 1). Every such `u`
-    is exact in float32, the largest being `1 - 2^-24`, so `ndtri(u)` is always finite (|z| < 5.5); with 24 bits the
-    largest `u` would round to 1 and give an infinite sample once in 2^24 draws.
+    The top 23 bits `k` of a uint32 give `u = (k + 0.5) / 2^23`, the centre of one of 2^23 equal cells of (0, 1).
+    Every such `u` is exact in float32, the largest being `1 - 2^-24`, so `ndtri(u)` is always finite (|z| < 5.5);
+    with 24 bits the largest `u` would round to 1 and give an infinite sample once in 2^24 draws. A uint64's top 52
+    bits give `u` the same way in float64 (|z| < 8.3).
     """
-    cells = tf.cast(tf.bitwise.right_shift(bits, 9), tf.float32)
-    return tf.math.ndtri((cells + 0.5) * (2.0**-23))
+    fraction_bits, dtype = (52, tf.float64) if bits.dtype == tf.uint64 else (23, tf.float32)
+    cells = tf.cast(tf.bitwise.right_shift(bits, tf.cast(bits.dtype.size * 8 - fraction_bits, bits.dtype)), dtype)
+    return tf.math.ndtri((cells + 0.5) * (2.0**-fraction_bits))

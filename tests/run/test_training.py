@@ -20,7 +20,8 @@ def test_the_convolutional_vae_refuses_rows_and_sides_it_cannot_halve():
     config = training.make_config(dataset="rows.npy", model="conv")
     with pytest.raises(InputError, match=r"rows.npy holds examples of shape \(64,\), not images: --model conv"):
         training.build_model(config, (64,))
-    with pytest.raises(InputError, match="7x9 pixels.*must be divisible by 4\\. Resize them with --image-size\\.$"):
+    with pytest.raises(InputError, match=r"7x9 pixels.*must be divisible by 4\. Resize them with --image-size "
+                                         r"\(image_size=\), a multiple of 4 such as 16\.$"):
         training.build_model(config, (7, 9, 1))
 
 

@@ -1,9 +1,11 @@
-"""The `tfvae` command: `tfvae train`, `tfvae evaluate` and `tfvae export`.
+"""The `tfvae` command: `tfvae train`, `evaluate`, `export`, `encode` and `serving-config`.
 
 `main` parses the command line without TensorFlow (`parser`), so `--help` and `--version` answer at once; a command
-then imports TensorFlow with its start-up lines filtered (`tensorflow_logs`) and runs (`commands`).
+then imports TensorFlow with its start-up lines filtered (`tensorflow_logs`) and runs (`commands`), without
+libjpeg's messages on bad files (`decoder_messages`) unless `-v`/`--verbose` is given.
 """
 
+import contextlib
 import os
 import sys
 
@@ -24,8 +26,9 @@ def main(argv=None):
 
 
 def _main(argv):
+    from tfvae.cli.decoder_messages import without_decoder_messages
     from tfvae.cli.parser import build_parser
-    from tfvae.cli.tensorflow_logs import import_tensorflow
+    from tfvae.cli.tensorflow_logs import VERBOSE_FLAGS, import_tensorflow
     from tfvae.run.config import ConfigError
 
     try:
@@ -41,7 +44,9 @@ def _main(argv):
     import_tensorflow(argv)
     from tfvae.cli import commands
 
-    return commands.run(args)
+    verbose = any(arg in VERBOSE_FLAGS for arg in argv)
+    with contextlib.nullcontext() if verbose else without_decoder_messages():
+        return commands.run(args)
 
 
 __all__ = ["main"]

@@ -18,7 +18,14 @@ from tfvae.data.images import (
     open_training_images,
     raising_data_errors,
 )
-from tfvae.data.pipeline import array_batches, check_channels, parse_image_size, pipeline, resize_and_crop
+from tfvae.data.pipeline import (
+    array_batches,
+    check_channels,
+    parse_image_size,
+    pipeline,
+    resize_advice,
+    resize_and_crop,
+)
 
 __all__ = [
     "CACHE_CHOICES",
@@ -37,6 +44,7 @@ __all__ = [
     "pipeline",
     "raising_data_errors",
     "read_idx",
+    "resize_advice",
     "resize_and_crop",
     "scale_to_unit_interval",
 ]

@@ -15,7 +15,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tfvae.data import arrays, pipeline, sources
+from tfvae.data import arrays, download_hosts, pipeline, sources
 from tfvae.data.errors import DataError
 from tfvae.files.run_lock import RunLock, RunLockedError
 
@@ -123,11 +123,11 @@ class StreamedImages:
         self.count = source.count
         self.bad_images = pipeline.BadImages(options.skip_bad_images)
         self.image_size = options.image_size
+        self._undecodable = None  # before the first image: a bad one there is named from it
         first = self._first_image()
         self.channels = options.channels or (1 if first.shape[-1] < 3 else 3)
         self.image_shape = (*(self.image_size or first.shape[:2]), self.channels)
         self.cache = _resolve_cache(options.cache, self.count, self.image_shape, cache_name)
-        self._undecodable = None
 
     @property
     def skipped(self):
@@ -223,6 +223,8 @@ def _open(source, split, holdout, options):
     if tfrecords:
         return _streamed(lambda by_hash: sources.TFRecordFiles(tfrecords, options.image_key, by_hash), source, holdout,
                          options)
+    if os.path.isfile(source) and source.lower().endswith(sources.IMAGE_SUFFIXES):
+        raise DataError(f"{source} is an image file; give the folder that holds the images.")
     if arrays.is_idx_folder(source) or os.path.isfile(source):
         return _in_memory(arrays.load_array_images(source, split), holdout, options)
     if os.path.isdir(source):
@@ -252,6 +254,9 @@ def _open_tfds(name, split, holdout, options):
     except (tfds.core.registered.DatasetNotFoundError, ValueError) as error:  # ValueError: not a tfds name at all
         raise DataError(f"No data set or file named {name!r}: not a path, and not a tfds data set (such as "
                         f"{', '.join(IN_MEMORY_TFDS)} or cifar10). {_LOCAL_HELP}") from error
+
+    if options.download and name not in PREPARED_OFFLINE and not builder.is_prepared():
+        download_hosts.check_download_hosts(name, builder.url_infos or (), _LOCAL_HELP)
 
     def load(split, **kwargs):
         return _tfds_load(name, split, options, **kwargs)

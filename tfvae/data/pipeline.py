@@ -265,6 +265,21 @@ def parse_image_size(value):
     return (int(sides[0]), int(sides[-1]))
 
 
+def resize_advice(image_size, factor):
+    """What to tell a user whose images' sides must be multiples of `factor`, given the `image_size` they asked
+    for (None when they asked for none): to pass `--image-size`, or a size that is a multiple of `factor`.
+
+    Example: `resize_advice((36, 36), 8)` asks for a multiple of 8 such as 32 or 40.
+    """
+    if image_size is None:
+        return f"Resize them with --image-size (image_size=), a multiple of {factor} such as {4 * factor}."
+    height, width = parse_image_size(image_size)
+    side = height if height % factor else width
+    nearest = sorted({max(factor, side // factor * factor), (side // factor + 1) * factor})
+    return (f"The --image-size {height}x{width} you gave is not a multiple of {factor}: choose one that is, such as "
+            f"{' or '.join(map(str, nearest))}.")
+
+
 def check_channels(value):
     """Raises `ValueError` unless `value` is None, 1 (grayscale) or 3 (RGB)."""
     if value not in (None, 1, 3):

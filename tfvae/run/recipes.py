@@ -7,7 +7,7 @@
 
 import numpy as np
 
-from tfvae import networks
+from tfvae import data, networks
 from tfvae._keras.fused_adam import FusedAdam
 from tfvae.autoencoder_kl import AutoencoderKL, AutoencoderKLTrainer, LatentDiffusionLoss, PatchDiscriminator
 from tfvae.input_checks import InputError
@@ -117,8 +117,8 @@ class AutoencoderKLRecipe(VAERecipe):
             raise InputError(
                 f"The images are {sides[0]}x{sides[1]} pixels, but an AutoencoderKL with "
                 f"{len(config.block_out_channels)} block_out_channels halves them {len(config.block_out_channels) - 1}"
-                f" times: height and width must be divisible by {factor}. {_resize_hint(config, factor)}, or give "
-                "fewer --block-out-channels."
+                f" times: height and width must be divisible by {factor}. "
+                f"{data.resize_advice(config.image_size, factor)} Or give fewer --block-out-channels."
             )
         discriminator = None
         if config.discriminator_layers:
@@ -179,12 +179,6 @@ def _check_conv_images(image_shape, config):
         raise InputError(
             f"The images are {image_shape[0]}x{image_shape[1]} pixels, but the convolutional VAE halves them "
             f"{len(networks.CONV_FILTERS)} times: height and width must be divisible by {factor}. "
-            f"{_resize_hint(config, factor)}."
+            + data.resize_advice(config.image_size, factor)
         )
 
-
-def _resize_hint(config, factor):
-    """How to get sides divisible by `factor`: with `--image-size`, or another size than the one given."""
-    if config.image_size is None:
-        return "Resize them with --image-size"
-    return f"--image-size {config.image_size} does not divide: give sides that are multiples of {factor}"
