@@ -19,6 +19,8 @@ from tfvae.data.images import (
     raising_data_errors,
 )
 from tfvae.data.pipeline import array_batches, check_channels, parse_image_size, pipeline, resize_and_crop
+from tfvae.data.video_records import write_video_records
+from tfvae.data.videos import VideoClips, open_videos
 
 __all__ = [
     "CACHE_CHOICES",
@@ -28,15 +30,18 @@ __all__ = [
     "DataError",
     "InMemoryImages",
     "StreamedImages",
+    "VideoClips",
     "array_batches",
     "check_channels",
     "load_images",
     "open_images",
     "open_training_images",
+    "open_videos",
     "parse_image_size",
     "pipeline",
     "raising_data_errors",
     "read_idx",
     "resize_and_crop",
     "scale_to_unit_interval",
+    "write_video_records",
 ]
