@@ -139,6 +139,18 @@ def test_batches_shuffle_the_clips_anew_every_epoch(tmp_path):
     assert epochs[0] != epochs[1]
 
 
+def test_the_files_come_in_a_new_seeded_order_every_epoch(tmp_path):
+    for index in range(6):
+        write_gif(tmp_path / f"{index}.gif", numbered_frames(1, first=index))
+    videos = data.open_videos(str(tmp_path), frames=1)
+    clips = videos.clips(shuffle_seed=5)
+    epochs = [frame_numbers(np.stack(list(clips.as_numpy_iterator()))) for _ in range(2)]
+    assert all(sorted(epoch) == [[index] for index in range(6)] for epoch in epochs)
+    assert epochs[0] != epochs[1]
+    again = data.open_videos(str(tmp_path), frames=1).clips(shuffle_seed=5)
+    assert frame_numbers(np.stack(list(again.as_numpy_iterator()))) == epochs[0]
+
+
 # ---- bad videos and missing sources ----
 
 def bad_files(folder):
@@ -188,6 +200,18 @@ def test_a_bad_frame_names_its_record_and_is_skipped(tmp_path, rng):
     clips = data.open_videos(str(tmp_path / "videos.tfrecord"), frames=5, skip_bad_videos=True)
     np.testing.assert_array_equal(clips.take(), unit([recorded[0], recorded[2]]))
     assert clips.skipped == {"videos.tfrecord#1"}
+
+
+def test_a_truncated_tfrecord_file_is_named_and_skipped(tmp_path, rng):
+    recorded = rng.integers(0, 256, (1, 5, 8, 8, 3), dtype=np.uint8)
+    data.write_video_records(tmp_path / "a.tfrecord", recorded)
+    data.write_video_records(tmp_path / "b.tfrecord", recorded)
+    (tmp_path / "b.tfrecord").write_bytes((tmp_path / "b.tfrecord").read_bytes()[:-20])
+    with pytest.raises(data.DataError, match=r"b\.tfrecord cannot be decoded as a video"):
+        data.open_videos(str(tmp_path), frames=5).take()
+    clips = data.open_videos(str(tmp_path), frames=5, skip_bad_videos=True)
+    np.testing.assert_array_equal(clips.take(), unit(recorded))
+    assert clips.skipped == {str(tmp_path / "b.tfrecord")}
 
 
 def test_without_pyav_a_video_folder_names_the_extra_and_gifs_still_work(tmp_path, monkeypatch):
