@@ -64,6 +64,7 @@ def _pyav_frames(path):
         with av.open(path) as container:
             if not container.streams.video:
                 raise UndecodableVideo(path, "no video stream")
+            container.streams.video[0].thread_type = "AUTO"  # FFmpeg decodes on several threads
             for frame in container.decode(video=0):
                 yield frame.to_ndarray(format="rgb24")
     except (av.FFmpegError, OSError) as error:

@@ -145,9 +145,9 @@ class VideoClips:
         self.name, self.files, self.read = name, files, read
         self.frames, self.frame_stride, self.channels, self.skip = frames, frame_stride, channels, skip
         self.image_size = image_size
-        self._frame_size = None  # the first clip's frames' size, which all must have when image_size is None
         self._skipped = set()
-        self._epochs = 0
+        self._epochs = 0  # epochs drawn so far: each draws the files' order from (shuffle_seed, epoch)
+        self._frame_size = None  # while the first clip is read; then its frames' size, which image_size=None needs
         self._frame_size = self._first_clip().shape[1:3]
         self.clip_shape = (frames, *(image_size or self._frame_size), channels)
 
@@ -168,9 +168,8 @@ class VideoClips:
     def batches(self, batch_size, shuffle=True, seed=0, drop_remainder=False):
         """A prefetching `tf.data.Dataset` of float32 batches `[batch_size, *clip_shape]` for `fit`: with `shuffle`,
         the files in a new order every epoch and the clips through a bounded buffer (see `pipeline.stream`)."""
-        return stream(self.clips(seed if shuffle else None), self.clip_shape, batch_size, shuffle,
-                               flatten=False, seed=seed, drop_remainder=drop_remainder,
-                               shard_policy=tf.data.experimental.AutoShardPolicy.DATA)
+        return stream(self.clips(seed if shuffle else None), self.clip_shape, batch_size, shuffle, flatten=False,
+                      seed=seed, drop_remainder=drop_remainder, shard_policy=tf.data.experimental.AutoShardPolicy.DATA)
 
     def take(self, count=None):
         """The first `count` clips (all when None) in order, as a float32 array `[count, *clip_shape]`."""
