@@ -37,7 +37,7 @@ def write_video_records(path, videos, image_format="png"):
     Example:
 
     >>> videos = np.zeros((2, 5, 16, 16, 3), np.uint8)
-    >>> write_video_records(os.path.join(folder, "train.tfrecord"), videos)
+    >>> write_video_records("videos.tfrecord", videos)
     2
     """
     if image_format not in _ENCODERS:
