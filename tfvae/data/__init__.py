@@ -26,6 +26,8 @@ from tfvae.data.pipeline import (
     resize_advice,
     resize_and_crop,
 )
+from tfvae.data.video_records import write_video_records
+from tfvae.data.videos import VideoClips, open_videos
 
 __all__ = [
     "CACHE_CHOICES",
@@ -35,11 +37,13 @@ __all__ = [
     "DataError",
     "InMemoryImages",
     "StreamedImages",
+    "VideoClips",
     "array_batches",
     "check_channels",
     "load_images",
     "open_images",
     "open_training_images",
+    "open_videos",
     "parse_image_size",
     "pipeline",
     "raising_data_errors",
@@ -47,4 +51,5 @@ __all__ = [
     "resize_advice",
     "resize_and_crop",
     "scale_to_unit_interval",
+    "write_video_records",
 ]
