@@ -22,9 +22,9 @@ import tensorflow as tf
 from tfvae.data.errors import DataError
 
 SHUFFLE_BUFFER_BYTES = 128 * 2**20  # the shuffle buffer of a streamed set holds at most this many bytes of images
-_ERROR_MARKER = "tfvae data error: "
+ERROR_MARKER = "tfvae data error: "
 UNDECODABLE = "cannot be decoded"  # the message of a pipeline stopped by an image that did not decode
-_ERROR_PATTERN = re.compile(re.escape(_ERROR_MARKER) + r"(.*?)\]?$", re.MULTILINE)
+_ERROR_PATTERN = re.compile(re.escape(ERROR_MARKER) + r"(.*?)\]?$", re.MULTILINE)
 
 
 def pipeline(images, batch_size, shuffle=True, binarize=False, flatten=True, seed=0, drop_remainder=False):
@@ -306,7 +306,7 @@ def raise_data_errors(error, find_undecodable=lambda: []):
 
 def _checked(ok, image, key, message):
     """`image`, after an assertion that `ok`, which otherwise stops the pipeline with `key` and `message`."""
-    check = tf.debugging.Assert(ok, [tf.strings.join([_ERROR_MARKER, key, message])], summarize=1)
+    check = tf.debugging.Assert(ok, [tf.strings.join([ERROR_MARKER, key, message])], summarize=1)
     with tf.control_dependencies([check]):
         return tf.identity(image)
 

@@ -22,7 +22,7 @@ import tensorflow as tf
 from tfvae.data import sources
 from tfvae.data.errors import DataError
 from tfvae.data.images import raising_data_errors
-from tfvae.data.pipeline import _ERROR_MARKER, parse_image_size, resize_and_crop, stream, to_channels
+from tfvae.data.pipeline import ERROR_MARKER, parse_image_size, resize_and_crop, stream, to_channels
 from tfvae.data.video_decoding import VIDEO_SUFFIXES, UndecodableVideo, import_pyav, needs_pyav, video_frames
 from tfvae.data.video_records import video_records
 
@@ -198,7 +198,7 @@ class VideoClips:
         try:
             yield from self._uint8_clips(files, self._skipped)
         except DataError as error:
-            raise DataError(_ERROR_MARKER + str(error)) from None  # read by raising_data_errors
+            raise DataError(ERROR_MARKER + str(error)) from None  # read by raising_data_errors
 
     def _uint8_clips(self, files, skipped):
         """Yields the uint8 RGB clips of the videos in `files`, adding the bad ones' keys to `skipped` when skipping."""
