@@ -26,7 +26,7 @@ from tfvae.run import callbacks, model_files, summary_figure
 from tfvae.run.config import load_config, make_config
 from tfvae.run.recipes import recipe_for
 from tfvae.run.resumable_run import BACKUP, ResumableEarlyStopping, ResumableRun, newest_backup
-from tfvae.serving.export import SignatureChangeError, export_saved_model
+from tfvae.serving.export import SignatureChangeError, check_signatures_accepted, export_saved_model
 
 __all__ = ["TrainingInterrupted", "build_model", "load_config", "make_config", "train"]
 
@@ -82,6 +82,8 @@ def _run(config, strategy, chief):
             jit_compile={"auto": "auto", "on": True, "off": False}[config.jit_compile],
             steps_per_execution=1 if config.strategy == "multiworker" else config.steps_per_execution,
         )
+    if chief and not config.allow_signature_change:
+        check_signatures_accepted(recipe.trained_model(model), os.path.join(config.export_root, config.model_name))
     run_dir = config.output_dir
     config_path = os.path.join(run_dir, "config.json")
     resuming = newest_backup(os.path.join(run_dir, BACKUP)) is not None

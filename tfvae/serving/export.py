@@ -32,6 +32,7 @@ A `tfvae.AutoencoderKL` has its own signatures on images of any size: see `tfvae
 import os
 import re
 import shutil
+import tempfile
 
 import keras
 import numpy as np
@@ -133,6 +134,18 @@ def export_saved_model(model, model_dir, version=None, keep=None, allow_signatur
         model_server.save_settings(model_dir, settings)
     write_server_config(os.path.dirname(os.path.abspath(model_dir)))
     return final_path
+
+
+def check_signatures_accepted(model, model_dir):
+    """Raises the `SignatureChangeError` that exporting `model` to `model_dir` would raise for its signatures (the
+    newest version there has other ones), without writing a version: `tfvae train` asks before it trains, so that a
+    run is not refused its export only once it has trained."""
+    if not list_versions(model_dir):
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        path = os.path.join(scratch, "signatures")
+        build_export_archive(model).write_out(path, verbose=False)
+        _check_signatures_unchanged(model_dir, path)
 
 
 def write_server_config(export_root):
