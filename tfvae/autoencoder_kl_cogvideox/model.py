@@ -30,7 +30,8 @@ class AutoencoderKLCogVideoX(SeedState, keras.Model):
     the decoder on chunks of 2 latent frames (the first takes `2 + T' mod 2`), each chunk passing the causal
     convolutions' last frames to the next; GroupNorm statistics span one chunk (see
     `tfvae.autoencoder_kl_cogvideox.chunks`). Decoding `T'` latent frames gives `1 + r (T' - 1)` frames for odd `T'`
-    and `r T'` for even `T'`, as diffusers does.
+    and `r T'` for even `T'`, as diffusers does: a round trip keeps the frame count for `T = 1 + 2 r k` (CogVideoX's
+    49 frames, 13 latent frames).
 
     The arguments are diffusers' `AutoencoderKLCogVideoX` config with its defaults (CogVideoX-2b/5b), so a
     `config.json` means the same here; `down_block_types`/`up_block_types` must be CogVideoX's 3D blocks and
@@ -220,8 +221,8 @@ class AutoencoderKLCogVideoX(SeedState, keras.Model):
         return chunks.map_chunks(step, x, ENCODER_CHUNK_FRAMES)
 
     def decode(self, z, training=None):
-        """Videos `[n, T, f H, f W, out_channels]` from unscaled latents `z` `[n, T', H, W, latent_channels]`,
-        `T = 1 + r (T' - 1)` for odd `T'`."""
+        """Videos `[n, T, f H, f W, out_channels]` from unscaled latents `z` `[n, T', H, W, latent_channels]`:
+        `T = 1 + r (T' - 1)` for odd `T'`, `r T'` for even `T'`."""
 
         def step(chunk, cache):
             return self.decoder(self.post_quant_conv(chunk), cache, training=training)
