@@ -114,3 +114,18 @@ def _small_folder():
     from autoencoder_kl_cogvideox.fixtures import FIXTURES
 
     return os.path.join(FIXTURES, "small")
+
+
+def test_the_posterior_clamps_the_log_variance_to_minus_30_20(tiny):
+    x = np.random.default_rng(4).uniform(-1, 1, (1, 1, 4, 4, 3)).astype("float32")
+    bias = tiny.encoder.conv_out.conv.bias
+    saved = bias.numpy()
+    try:
+        bias.assign(np.concatenate([saved[:2], [40.0, -50.0]]).astype("float32"))
+        moments = np.asarray(tiny.encode_moments(x))
+        posterior = tiny.encode(x)
+    finally:
+        bias.assign(saved)
+    assert moments[..., 2].min() > 20 and moments[..., 3].max() < -30
+    np.testing.assert_array_equal(posterior.logvar[..., 0], 20.0)
+    np.testing.assert_array_equal(posterior.logvar[..., 1], -30.0)

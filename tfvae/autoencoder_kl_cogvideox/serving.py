@@ -7,12 +7,12 @@ signature serves every frame count. Every output is float32, whatever the model'
 
 | signature | inputs | outputs |
 |---|---|---|
-| `serving_default` | `x` videos | `reconstruction = decode(mean)`, the video at the posterior's mode |
 | `encode` | `x` videos | `mean`, `logvar` (clamped), `z = mean + exp(logvar / 2) * eps`, `latents = scale_latents(z)` |
 | `decode` | `latents`, scaled as the diffusion transformer gives them | `videos = decode(unscale_latents(latents))` |
 
 `encode` draws `eps` from the model's seed generator, saved with the model: a freshly loaded SavedModel gives the
-same draws in the same order.
+same draws in the same order. (Keras adds its own `serving_default`, the model's `call`: the reconstruction at the
+posterior's mode, for the shapes the model was built with.)
 """
 
 import tensorflow as tf
@@ -36,9 +36,6 @@ def build_export_archive(model):
         with tf.control_dependencies([check]):
             return tf.identity(x)
 
-    def reconstruct(x):
-        return {"reconstruction": model.decode(model.encode(checked(x)).mode())}
-
     def encode(x):
         posterior = model.encode(checked(x))
         z = posterior.sample(seed=model.next_seed())
@@ -48,7 +45,6 @@ def build_export_archive(model):
         return {"videos": model.decode(model.unscale_latents(latents))}
 
     return float32_archive(model, {
-        "serving_default": (reconstruct, videos_spec),
         "encode": (encode, videos_spec),
         "decode": (decode, latents_spec),
     })
