@@ -7,7 +7,8 @@ the encoding took. A `model only` case, which builds the model and encodes nothi
 on a 2-core CPU the untiled default case takes tens of minutes and over 10 GB.
 
     python scripts/measure_autoencoder_kl_cogvideox_memory.py
-    python scripts/measure_autoencoder_kl_cogvideox_memory.py --frames 9 --height 240 --width 360
+    python scripts/measure_autoencoder_kl_cogvideox_memory.py --frames 9 --height 240 --width 360 \
+        --sample-height 240 --sample-width 360     # a quarter of the area, tiles scaled alike
 """
 
 import argparse
@@ -27,6 +28,8 @@ def parse_args(argv=None):
     parser.add_argument("--frames", type=int, default=49)
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--width", type=int, default=720)
+    parser.add_argument("--sample-height", type=int, default=480, help="the model's sample_height: tiles are half")
+    parser.add_argument("--sample-width", type=int, default=720, help="the model's sample_width: tiles are half")
     parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
     parser.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -38,7 +41,7 @@ def run_case(args):
 
     from tfvae.autoencoder_kl_cogvideox import AutoencoderKLCogVideoX
 
-    model = AutoencoderKLCogVideoX()
+    model = AutoencoderKLCogVideoX(sample_height=args.sample_height, sample_width=args.sample_width)
     video = np.random.default_rng(0).uniform(-1, 1, (1, args.frames, args.height, args.width, 3)).astype("float32")
     start = time.perf_counter()
     if args.case != "model only":
@@ -53,12 +56,14 @@ def main(argv=None):
         print(json.dumps({"seconds": seconds, "peak_mb": peak}))
         return
     print(f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}: full-size AutoencoderKLCogVideoX, "
-          f"1 x {args.frames} x {args.height} x {args.width} x 3, float32")
+          f"1 x {args.frames} x {args.height} x {args.width} x 3, float32, tiles of {args.sample_height // 2} x "
+          f"{args.sample_width // 2}")
     print(f"| {'case':12} | {'seconds':>8} | {'peak RSS MB':>11} |")
     print(f"|{'-' * 14}|{'-' * 10}|{'-' * 13}|")
     for case in args.cases:
         command = [sys.executable, os.path.abspath(__file__), "--case", case, "--frames", str(args.frames),
-                   "--height", str(args.height), "--width", str(args.width)]
+                   "--height", str(args.height), "--width", str(args.width), "--sample-height",
+                   str(args.sample_height), "--sample-width", str(args.sample_width)]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
         result = subprocess.run(command, capture_output=True, text=True, env=env)
         if result.returncode:
