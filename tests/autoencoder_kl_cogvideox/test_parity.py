@@ -39,3 +39,11 @@ def test_tiling_differs_from_one_pass(small, expected):
     """The fixture's clip spans several tiles: each normalized on its own, so tiling changes the result."""
     x = video(expected, "tiled/pixels")
     assert np.abs(small.encode(x).mean() - expected["tiled/mean"]).max() > 1e-3
+
+
+def test_tiles_must_align_with_the_latent_grid(small):
+    x = np.zeros((1, 1, 64, 64, 3), "float32")
+    with pytest.raises(ValueError, match="multiples of the downsampling factor 8"):
+        small.tiled_encode(x, tile_height=36)
+    with pytest.raises(ValueError, match="start every \\(40, 38\\) pixels"):
+        small.tiled_encode(x, tile_width=48)

@@ -276,6 +276,10 @@ class AutoencoderKLCogVideoX(SeedState, keras.Model):
             tile_width: the tile width in pixels; None for `sample_width // 2`.
             overlap_height: the fraction of a tile's height shared with its neighbour (diffusers' 1/6).
             overlap_width: the fraction of a tile's width shared with its neighbour (diffusers' 1/5).
+
+        Raises:
+            ValueError: unless the tile sizes and the steps between tiles are multiples of `f` (diffusers' defaults
+                are: tiles of 240 x 360 pixels every 200 x 288).
         """
         grid = tiling.TileGrid.for_encoder(self._tile(tile_height, tile_width), (overlap_height, overlap_width),
                                            self.downsampling_factor)

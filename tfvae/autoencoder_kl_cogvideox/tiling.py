@@ -39,9 +39,15 @@ class TileGrid:
         _check(tile, overlap, factor)
         latent = [int(side / factor) for side in tile]
         blend = [int(side * fraction) for side, fraction in zip(latent, overlap, strict=True)]
+        step = [int(side * (1 - fraction)) for side, fraction in zip(tile, overlap, strict=True)]
+        if any(side % factor for side in step):
+            raise ValueError(
+                f"Tiles of {tuple(tile)} pixels with overlaps {tuple(overlap)} start every {tuple(step)} pixels, not "
+                f"a multiple of the downsampling factor {factor}: choose tile sizes and overlaps that align them."
+            )
         return cls(
             tuple(tile),
-            tuple(int(side * (1 - fraction)) for side, fraction in zip(tile, overlap, strict=True)),
+            tuple(step),
             tuple(blend),
             tuple(side - extent for side, extent in zip(latent, blend, strict=True)),
         )
@@ -61,10 +67,11 @@ class TileGrid:
 
 
 def _check(tile, overlap, factor):
-    if any(side < factor for side in tile):
-        raise ValueError(f"Tiles must span at least the downsampling factor {factor} pixels, got {tuple(tile)}.")
+    tile, overlap = tuple(tile), tuple(overlap)
+    if any(side < factor or side % factor for side in tile):
+        raise ValueError(f"Tile sizes must be positive multiples of the downsampling factor {factor}, got {tile}.")
     if not all(0 <= fraction < 1 for fraction in overlap):
-        raise ValueError(f"overlap fractions must be in [0, 1), got {tuple(overlap)}.")
+        raise ValueError(f"overlap fractions must be in [0, 1), got {overlap}.")
 
 
 def map_tiles(function, inputs, grid):
