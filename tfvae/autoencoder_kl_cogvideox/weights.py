@@ -1,0 +1,230 @@
+"""The weights of an `AutoencoderKLCogVideoX`: diffusers folders (`config.json` and safetensors, one file or shards).
+
+Tensors keep diffusers' names, with the Keras layers mapped as:
+
+| Keras layer | diffusers tensor prefix |
+|---|---|
+| `CausalConv3D` `{name}` | `{name}.conv` (`[out, in, 3, 3, 3]`) |
+| `SpatialNorm3D` `{name}` | `{name}.norm_layer`, `{name}.conv_y.conv`, `{name}.conv_b.conv` |
+| `Downsample3D` / `Upsample3D` `{name}` | `{name}.conv` (a `Conv2d`, `[out, in, 3, 3]`) |
+| `resnets_{j}`, `down_blocks_{i}`, `downsamplers_0` | `resnets.{j}`, `down_blocks.{i}`, `downsamplers.0` |
+
+PyTorch kernels `[out, in, *window]` become Keras' `[*window, in, out]` (a `Conv2d` kernel gets a leading window axis of
+one frame). Files are read with safetensors' NumPy API, no PyTorch involved; NumPy has no bfloat16, so bfloat16
+tensors are read as raw bytes and widened to float32 (exactly: bfloat16 is float32's upper half).
+"""
+
+import json
+import os
+
+import keras
+import numpy as np
+from safetensors import SafetensorError, safe_open
+
+from tfvae.autoencoder_kl.weights import (
+    CONFIG_NAME,
+    PIPELINE_FOLDER,
+    WEIGHTS_NAME,
+    WeightsError,
+    _identity,
+    _to_keras_kernel,
+    _torch_shape,
+)
+from tfvae.autoencoder_kl_cogvideox.blocks import CausalConv3D, SpatialNorm3D
+
+CLASS_NAME = "AutoencoderKLCogVideoX"
+INDEX_NAME = WEIGHTS_NAME + ".index.json"  # the index of sharded weights: {"weight_map": {tensor: file}}
+# The config.json entries that are constructor arguments of AutoencoderKLCogVideoX; keys starting with "_"
+# (`_class_name`, `_diffusers_version`, `_name_or_path`) are metadata.
+CONFIG_ARGUMENTS = (
+    "in_channels",
+    "out_channels",
+    "down_block_types",
+    "up_block_types",
+    "block_out_channels",
+    "latent_channels",
+    "layers_per_block",
+    "act_fn",
+    "norm_eps",
+    "norm_num_groups",
+    "temporal_compression_ratio",
+    "sample_height",
+    "sample_width",
+    "scaling_factor",
+    "shift_factor",
+    "latents_mean",
+    "latents_std",
+    "force_upcast",
+    "use_quant_conv",
+    "use_post_quant_conv",
+    "invert_scale_latents",
+)
+
+
+def load_pretrained(cls, path, **config):
+    """`cls(**config)` with the weights of the diffusers folder `path`; see `AutoencoderKLCogVideoX.from_pretrained`."""
+    if os.path.isdir(os.path.join(path, PIPELINE_FOLDER)) and not os.path.exists(os.path.join(path, CONFIG_NAME)):
+        path = os.path.join(path, PIPELINE_FOLDER)
+    model = cls(**{**read_config(os.path.join(path, CONFIG_NAME)), **config})
+    assign(model, read_folder_tensors(path), path)
+    return model
+
+
+def read_config(path):
+    """The constructor arguments in diffusers' `config.json` at `path`.
+
+    Raises:
+        WeightsError: when the file is missing, describes another class, or has keys this model does not know.
+    """
+    if not os.path.isfile(path):
+        raise WeightsError(f"{path} is missing: a diffusers folder holds config.json beside its safetensors.")
+    with open(path) as file:
+        config = json.load(file)
+    class_name = config.get("_class_name", CLASS_NAME)
+    if class_name != CLASS_NAME:
+        raise WeightsError(f"{path} describes a {class_name}, not an {CLASS_NAME}.")
+    unknown = sorted(key for key in config if not key.startswith("_") and key not in CONFIG_ARGUMENTS)
+    if unknown:
+        raise WeightsError(
+            f"{path} has config keys {CLASS_NAME} does not know: {', '.join(unknown)}. Remove them, or check that "
+            "the file is a diffusers AutoencoderKLCogVideoX config."
+        )
+    return {key: config[key] for key in CONFIG_ARGUMENTS if key in config}
+
+
+def read_folder_tensors(folder):
+    """Every tensor of the diffusers folder, from one safetensors file or from the shards its index lists.
+
+    Raises:
+        WeightsError: when neither the file nor the index is there, or a file cannot be read.
+    """
+    single, index = os.path.join(folder, WEIGHTS_NAME), os.path.join(folder, INDEX_NAME)
+    if os.path.isfile(single):
+        return read_tensors(single)
+    if not os.path.isfile(index):
+        raise WeightsError(f"{folder} holds neither {WEIGHTS_NAME} nor {INDEX_NAME}.")
+    with open(index) as file:
+        shards = sorted(set(json.load(file)["weight_map"].values()))
+    tensors = {}
+    for shard in shards:
+        tensors.update(read_tensors(os.path.join(folder, shard)))
+    return tensors
+
+
+def read_tensors(path):
+    """The tensors of the safetensors file at `path` as NumPy arrays by name, bfloat16 widened to float32.
+
+    Raises:
+        WeightsError: when the file is missing or is not a safetensors file.
+    """
+    if not os.path.isfile(path):
+        raise WeightsError(f"No weights file at {path}.")
+    try:
+        with safe_open(path, framework="numpy") as file:
+            keys = list(file.keys())
+            bfloat16 = {key for key in keys if file.get_slice(key).get_dtype() == "BF16"}
+            tensors = {key: file.get_tensor(key) for key in keys if key not in bfloat16}
+    except (SafetensorError, ValueError) as error:
+        raise WeightsError(f"{path} is not a readable safetensors file ({error}).") from error
+    if bfloat16:
+        tensors.update(_read_bfloat16(path, bfloat16))
+    return tensors
+
+
+def _read_bfloat16(path, keys):
+    """The bfloat16 tensors `keys` of the safetensors file at `path`, as float32 (the bytes of each value become the
+    upper half of a float32)."""
+    with open(path, "rb") as file:
+        header_size = int(np.frombuffer(file.read(8), "<u8")[0])
+        header = json.loads(file.read(header_size))
+        tensors = {}
+        for key in keys:
+            begin, end = header[key]["data_offsets"]
+            file.seek(8 + header_size + begin)
+            half = np.frombuffer(file.read(end - begin), "<u2").astype("<u4")
+            tensors[key] = (half << 16).view("<f4").reshape(header[key]["shape"])
+    return tensors
+
+
+def assign(model, tensors, source):
+    """Copies `tensors` (diffusers names) into `model`'s variables.
+
+    Raises:
+        WeightsError: naming every missing, unexpected and mis-shaped tensor, before any variable changes.
+    """
+    targets = dict(_variables(model))
+    missing = sorted(set(targets) - set(tensors))
+    unexpected = sorted(set(tensors) - set(targets))
+    values, misshaped = [], []
+    for name, (variable, to_keras) in targets.items():
+        if name not in tensors:
+            continue
+        value = to_keras(tensors[name])
+        if tuple(value.shape) != tuple(variable.shape):
+            misshaped.append(f"{name} {tensors[name].shape} (the model needs {_torch_shape(variable.shape)})")
+        values.append((variable, value))
+    if missing or unexpected or misshaped:
+        raise WeightsError(_mismatch_message(source, model, missing, unexpected, misshaped))
+    for variable, value in values:
+        variable.assign(value.astype(variable.dtype))
+
+
+def _mismatch_message(source, model, missing, unexpected, misshaped):
+    described = ", ".join(
+        f"{name}={getattr(model, name)}"
+        for name in ("block_out_channels", "layers_per_block", "latent_channels", "in_channels", "out_channels")
+    )
+    lines = [f"The tensors of {source} do not fit this {CLASS_NAME} ({described}):"]
+    for title, names in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
+        if names:
+            shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+            lines.append(f"  {len(names)} {title}: {shown}")
+    lines.append(f"Pass the arguments the weights were made with: {CLASS_NAME}.from_pretrained(path, ...).")
+    return "\n".join(lines)
+
+
+def _to_keras_conv3d_kernel(array):
+    """A PyTorch `Conv3d` or `Conv2d` kernel as a Keras `Conv3D` kernel (`Conv2d`'s window gets one frame)."""
+    kernel = _to_keras_kernel(array)
+    return kernel[None] if array.ndim == 4 else kernel
+
+
+def _variables(model):
+    """`(diffusers name, (variable, conversion))` for every variable of `model`."""
+    for name, layer in _named_layers(model):
+        if isinstance(layer, keras.layers.GroupNormalization):
+            yield f"{name}.weight", (layer.gamma, _identity)
+            yield f"{name}.bias", (layer.beta, _identity)
+        else:
+            yield f"{name}.weight", (layer.kernel, _to_keras_conv3d_kernel)
+            yield f"{name}.bias", (layer.bias, _identity)
+
+
+def _named_layers(model):
+    """`(diffusers name, layer)` for every Keras layer of `model` that holds weights."""
+    for name in ("quant_conv", "post_quant_conv"):
+        if getattr(model, f"use_{name}"):
+            yield name, getattr(model, name)
+    for prefix in ("encoder", "decoder"):
+        yield from _sublayers(prefix, getattr(model, prefix))
+
+
+def _sublayers(name, layer):
+    """`(diffusers name, Keras layer with weights)` in `layer` (named `name`), recursively."""
+    if isinstance(layer, CausalConv3D):
+        yield f"{name}.conv", layer.conv
+    elif isinstance(layer, SpatialNorm3D):
+        yield f"{name}.norm_layer", layer.norm_layer
+        yield f"{name}.conv_y.conv", layer.conv_y
+        yield f"{name}.conv_b.conv", layer.conv_b
+    elif isinstance(layer, (keras.layers.GroupNormalization, keras.layers.Conv3D)):
+        yield name, layer
+    else:
+        for child in layer._layers:
+            yield from _sublayers(f"{name}.{_diffusers_name(child.name)}", child)
+
+
+def _diffusers_name(keras_name):
+    """`resnets_0` -> `resnets.0`: a Keras sublayer's name as the attribute path diffusers gives it."""
+    head, _, index = keras_name.rpartition("_")
+    return f"{head}.{index}" if index.isdigit() and head else keras_name
