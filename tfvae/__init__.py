@@ -17,13 +17,14 @@ __version__ = "0.1.0"
 # public name -> the module that defines it
 _NAMES = {
     "AutoencoderKL": "tfvae.autoencoder_kl",
+    "AutoencoderKLCogVideoX": "tfvae.autoencoder_kl_cogvideox",
     "DiagonalGaussian": "tfvae.distributions",
     "InputError": "tfvae.input_checks",
     "VAE": "tfvae.vae",
 }
 _SUBMODULES = (
-    "autoencoder_kl", "data", "diagnostics", "distributions", "evaluate", "export", "latents", "layers",
-    "likelihoods", "losses", "networks", "optimizers", "serving",
+    "autoencoder_kl", "autoencoder_kl_cogvideox", "data", "diagnostics", "distributions", "evaluate", "export",
+    "latents", "layers", "likelihoods", "losses", "networks", "optimizers", "serving",
 )
 __all__ = [*_NAMES, *_SUBMODULES]
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from helpers import TENSORFLOW_ONLY_PREAMBLE, run_command
 
-from tfvae.autoencoder_kl_cogvideox import AutoencoderKLCogVideoX, serving
+from tfvae.autoencoder_kl_cogvideox import AutoencoderKLCogVideoX
+from tfvae.serving import autoencoder_kl_cogvideox_signatures as serving
 
 CLIPS = ((1, 4, 4), (17, 4, 8))  # frames, height, width: the second crosses the chunks of encode and decode
 

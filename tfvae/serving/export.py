@@ -26,7 +26,9 @@ TF Serving moves every client to the newest version as soon as it appears, so a 
 and output keys, shapes, dtypes) differ from the newest one's is refused unless the change is asked for: clients
 would get requests refused that the previous version took.
 
-A `tfvae.AutoencoderKL` has its own signatures on images of any size: see `tfvae.serving.autoencoder_kl_signatures`.
+A `tfvae.AutoencoderKL` has its own signatures on images of any size (`tfvae.serving.autoencoder_kl_signatures`), and
+a `tfvae.AutoencoderKLCogVideoX` on videos of any frame count and size
+(`tfvae.serving.autoencoder_kl_cogvideox_signatures`).
 """
 
 import os
@@ -40,9 +42,10 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from tfvae.autoencoder_kl import AutoencoderKL
+from tfvae.autoencoder_kl_cogvideox import AutoencoderKLCogVideoX
 from tfvae.files.atomic import save_atomically
 from tfvae.files.run_lock import process_alive
-from tfvae.serving import autoencoder_kl_signatures, model_server
+from tfvae.serving import autoencoder_kl_cogvideox_signatures, autoencoder_kl_signatures, model_server
 from tfvae.serving.batching import (
     BATCHING_FILE,
     BatchingParameters,
@@ -163,6 +166,8 @@ def build_export_archive(model):
     """A `keras.export.ExportArchive` holding `model` and the endpoints listed in this module's docstring."""
     if isinstance(model, AutoencoderKL):
         return autoencoder_kl_signatures.build_export_archive(model)
+    if isinstance(model, AutoencoderKLCogVideoX):
+        return autoencoder_kl_cogvideox_signatures.build_export_archive(model)
     data_shape, latent_shape = model.data_shape, model.latent_shape()
     if None in data_shape:
         raise ValueError(
@@ -214,6 +219,8 @@ def warmup_example_shapes(model, image_size=WARMUP_IMAGE_SIZE):
     `tfvae.serving.warmup`); an `AutoencoderKL`'s on square images of side `image_size`."""
     if isinstance(model, AutoencoderKL):
         return autoencoder_kl_signatures.warmup_example_shapes(model, image_size)
+    if isinstance(model, AutoencoderKLCogVideoX):
+        return autoencoder_kl_cogvideox_signatures.warmup_example_shapes(model, image_size)
     data, latent = model.data_shape, model.latent_shape()
     return {"serving_default": {"x": data}, "encode": {"x": data}, "decode": {"z": latent},
             "sample_from_noise": {"noise": latent}, "elbo": {"x": data}}
@@ -253,9 +260,10 @@ def signature_differences(old, new):
 
 
 def _check_servable(model):
-    if not isinstance(model, (VAE, AutoencoderKL)):
+    if not isinstance(model, (VAE, AutoencoderKL, AutoencoderKLCogVideoX)):
         raise TypeError(
-            f"export_saved_model writes the signatures of a tfvae.VAE or tfvae.AutoencoderKL, not of a "
+            f"export_saved_model writes the signatures of a tfvae.VAE, tfvae.AutoencoderKL or "
+            f"tfvae.AutoencoderKLCogVideoX, not of a "
             f"{type(model).__name__}; for another Keras model use its own model.export(path), whose `serve` "
             "endpoint is its call."
         )
@@ -264,10 +272,11 @@ def _check_servable(model):
 def _write_serving_files(model, version_path, model_name, measure_batching, warmup_image_size):
     """Writes the version's `batching_params.pbtxt` and warm-up requests (at the batch sizes it allows)."""
     example_shapes = warmup_example_shapes(model, warmup_image_size)
-    autoencoder_kl = isinstance(model, AutoencoderKL)
+    autoencoder_kl = isinstance(model, (AutoencoderKL, AutoencoderKLCogVideoX))
     if measure_batching:
-        signature = tf.saved_model.load(version_path).signatures["serving_default"]
-        examples = {name: np.zeros(shape, np.float32) for name, shape in example_shapes["serving_default"].items()}
+        measured = "serving_default" if "serving_default" in example_shapes else "encode"
+        signature = tf.saved_model.load(version_path).signatures[measured]
+        examples = {name: np.zeros(shape, np.float32) for name, shape in example_shapes[measured].items()}
         largest = AUTOENCODER_KL_LARGEST_MEASURED_BATCH if autoencoder_kl else VAE_LARGEST_MEASURED_BATCH
         parameters = choose_batching(latency_curve(signature, examples, batch_sizes_up_to(largest)))
     else:

@@ -1,4 +1,4 @@
-"""The SavedModel signatures of an `AutoencoderKLCogVideoX`, for `tfvae.export.export_saved_model`.
+"""The SavedModel signatures of an `AutoencoderKLCogVideoX`, for `tfvae.serving.export_saved_model`.
 
 Videos are `[n, T, H, W, in_channels]` float32 with any frame count `T` and any `H` and `W` divisible by the
 downsampling factor `f` (another size fails with an InvalidArgumentError that says so); latents are `[n, T', H / f,
@@ -17,7 +17,7 @@ posterior's mode, for the shapes the model was built with.)
 
 import tensorflow as tf
 
-from tfvae.endpoints import float32_archive
+from tfvae.serving.endpoints import float32_archive
 
 
 def build_export_archive(model):
@@ -48,3 +48,18 @@ def build_export_archive(model):
         "encode": (encode, videos_spec),
         "decode": (decode, latents_spec),
     })
+
+
+WARMUP_FRAMES = 9  # the frames of a warm-up request's clip: 1 + 4k, two latent frames past the first
+
+
+def warmup_example_shapes(model, image_size):
+    """`{signature: {input: shape of one example}}` for warm-up requests on clips of `WARMUP_FRAMES` square frames of
+    side `image_size`."""
+    factor = model.downsampling_factor
+    if image_size % factor:
+        raise ValueError(f"The warm-up image size must be divisible by f = {factor}, got {image_size}.")
+    latent_frames = 1 + (WARMUP_FRAMES - 1) // model.temporal_compression_ratio
+    videos = (WARMUP_FRAMES, image_size, image_size, model.in_channels)
+    latents = (latent_frames, image_size // factor, image_size // factor, model.latent_channels)
+    return {"encode": {"x": videos}, "decode": {"latents": latents}}
