@@ -84,7 +84,8 @@ def test_grappler_is_skipped_for_the_steps_of_an_xla_model_only(rng, jit_compile
     model.compile(jit_compile=jit_compile)
     assert not grappler_is_off()
     model.fit(binary(rng, 250), batch_size=100, epochs=1, validation_data=(binary(rng, 30),), verbose=0)
-    assert model.grappler_off_in == {"train": jit_compile, "test": jit_compile}, "this machine has no GPU"
+    on_gpu = bool(tf.config.list_logical_devices("GPU"))  # grappler's GPU layouts may speed validation up there
+    assert model.grappler_off_in == {"train": jit_compile, "test": jit_compile and not on_gpu}
     assert not grappler_is_off(), "the thread's call options are restored after each call"
 
 
