@@ -16,14 +16,16 @@ class EpochCounter(keras.callbacks.Callback):
     Each pass of a pipeline (each iterator made from it: `fit` makes one per epoch, `repeat` one per repetition)
     reads the counter as its epoch, then advances it. Given to `fit` in `callbacks`, the counter is set to the epoch
     at each epoch's start, so a run resumed at epoch `n` draws what an uninterrupted run draws in epoch `n`,
-    whatever passes were made before (Keras takes one batch to build a model). Give the training and the
+    whatever passes were made before (Keras may read a batch to build a model). Give the training and the
     validation data a counter each.
 
     Example:
 
-    >>> epochs = EpochCounter()
-    >>> batches = tfvae.data.pipeline(images, 100, epochs=epochs)
-    >>> model.fit(batches, epochs=10, initial_epoch=5, callbacks=[epochs])  # epochs 5-9 as in an uninterrupted run
+    ```python
+    epochs = tfvae.data.EpochCounter()
+    batches = tfvae.data.pipeline(images, 100, binarize=True, epochs=epochs)
+    model.fit(batches, epochs=10, initial_epoch=5, callbacks=[epochs])  # epochs 5-9 as an uninterrupted run's
+    ```
     """
 
     def __init__(self):
