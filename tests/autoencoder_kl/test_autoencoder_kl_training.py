@@ -25,7 +25,7 @@ def expected_step(trainer, x, step, learning_rate=1e-3):
         nll = objective.nll(objective.reconstruction_error(x, x_hat))
         kl = objective.kl(posterior)
         generator_loss = objective.generator_loss(discriminator(x_hat, training=True))
-    kernel = trainer.decoder_kernel()
+    kernel = trainer.autoencoder.decoder.conv_out.kernel  # the layer that makes the images
     nll_norm, generator_norm = (np.linalg.norm(tape.gradient(loss, kernel)) for loss in (nll, generator_loss))
     started = float(step >= objective.discriminator_start)
     adaptive_weight = 0.5 * min(nll_norm / (generator_norm + 1e-4), 1e4)

@@ -5,6 +5,7 @@ image set whose `batches` are a `tf.data.Dataset` for `fit`. `load_images` loads
 """
 
 from tfvae.data.arrays import read_idx, scale_to_unit_interval
+from tfvae.data.epochs import EpochCounter
 from tfvae.data.errors import DataError
 from tfvae.data.images import (
     CACHE_CHOICES,
@@ -35,6 +36,7 @@ __all__ = [
     "IN_MEMORY_TFDS",
     "PREPARED_OFFLINE",
     "DataError",
+    "EpochCounter",
     "InMemoryImages",
     "StreamedImages",
     "VideoClips",

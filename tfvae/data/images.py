@@ -100,9 +100,10 @@ class InMemoryImages:
         self.image_shape = images.shape[1:]
         self.count = len(images)
 
-    def batches(self, batch_size, shuffle=True, binarize=False, flatten=True, seed=0, drop_remainder=False):
+    def batches(self, batch_size, shuffle=True, binarize=False, flatten=True, seed=0, drop_remainder=False,
+                epochs=None):
         """A `tf.data.Dataset` of batches; see `pipeline.pipeline`."""
-        return pipeline.pipeline(self.images, batch_size, shuffle, binarize, flatten, seed, drop_remainder)
+        return pipeline.pipeline(self.images, batch_size, shuffle, binarize, flatten, seed, drop_remainder, epochs)
 
     def take(self, count=None):
         """The first `count` images (all when None) as a float32 array."""
@@ -147,7 +148,7 @@ class StreamedImages:
         return pipeline.preprocess(decoded, self.channels, self.image_size, self.image_shape[:2])
 
     def batches(self, batch_size, shuffle=True, binarize=False, flatten=True, seed=0, drop_remainder=False,
-                input_context=None):
+                epochs=None, input_context=None):
         """A `tf.data.Dataset` of batches; see `pipeline.stream`.
 
         A cached set is cached with its files shuffled once, then shuffled through the buffer every epoch: through
@@ -168,7 +169,7 @@ class StreamedImages:
         if cache not in (None, "memory"):
             cache = _held_cache_files(cache, input_context)
         return pipeline.stream(examples, self.image_shape, batch_size, shuffle, binarize, flatten, seed,
-                               drop_remainder, cache, policy, buffer)
+                               drop_remainder, cache, policy, buffer, epochs)
 
     def take(self, count=None):
         """The first `count` images (all when None) in order, as a float32 array."""

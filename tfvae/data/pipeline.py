@@ -9,6 +9,9 @@ names the example in messages (a file, or `file#record`), `data` the encoded ima
 
 In-memory arrays take `pipeline` (images) or `array_batches` (what Keras' `fit` takes), which shuffle indices and
 gather each batch in one op.
+
+Each pass over images in memory draws its shuffle order, and each pass of any pipeline its binarization noise, from
+its epoch's seed (see `epochs`): a run resumed at any epoch draws what an uninterrupted run draws there.
 """
 
 import math
@@ -19,6 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvae.data.epochs import EpochCounter, epoch_seed
 from tfvae.data.errors import DataError
 
 SHUFFLE_BUFFER_BYTES = 128 * 2**20  # the shuffle buffer of a streamed set holds at most this many bytes of images
@@ -27,7 +31,8 @@ UNDECODABLE = "cannot be decoded"  # the message of a pipeline stopped by an ima
 _ERROR_PATTERN = re.compile(re.escape(ERROR_MARKER) + r"(.*?)\]?$", re.MULTILINE)
 
 
-def pipeline(images, batch_size, shuffle=True, binarize=False, flatten=True, seed=0, drop_remainder=False):
+def pipeline(images, batch_size, shuffle=True, binarize=False, flatten=True, seed=0, drop_remainder=False,
+             epochs=None):
     """A `tf.data.Dataset` of image batches for `fit`, `evaluate` and `predict`, from images in memory.
 
     Args:
@@ -39,14 +44,21 @@ def pipeline(images, batch_size, shuffle=True, binarize=False, flatten=True, see
         flatten: one row per example (for MLPs) instead of images (for convolutional networks).
         seed: seeds the shuffling and the binarization.
         drop_remainder: leave out the last batch when it is smaller than `batch_size` (static batch shapes).
+        epochs: the `EpochCounter` whose epoch each pass draws for (give it to `fit` too, to resume exactly); None
+            for one that counts this dataset's passes.
 
     Returns:
         A prefetching `tf.data.Dataset` of float32 batches.
     """
     images = tf.constant(np.reshape(images, (len(images), -1)) if flatten else images)
-    batches = _gathered_batches(images, batch_size, shuffle, seed, drop_remainder)
+
+    def one_epoch(seed_pair):
+        batches = _gathered_batches(images, batch_size, seed_pair if shuffle else None, drop_remainder)
+        return _binarized(batches, seed_pair) if binarize else batches
+
+    batches = _each_epoch(one_epoch, seed, epochs, _batch_count(len(images), batch_size, drop_remainder))
     # Several workers each take their slice of every global batch (the data lives in memory, not in files).
-    return _finish(batches, binarize, seed, tf.data.experimental.AutoShardPolicy.DATA)
+    return _finish(batches, tf.data.experimental.AutoShardPolicy.DATA)
 
 
 def array_batches(arrays, batch_size, shuffle=True):
@@ -73,28 +85,39 @@ def array_batches(arrays, batch_size, shuffle=True):
     if len(set(counts)) > 1:
         raise ValueError(f"Data cardinality is ambiguous: the arrays hold {counts} examples; give each as many.")
     tensors = tf.nest.map_structure(_floatx_tensor, arrays)
-    batches = _gathered_batches(tensors, batch_size, shuffle, seed=None, drop_remainder=False)
-    return _finish(batches, binarize=False, seed=None, shard_policy=tf.data.experimental.AutoShardPolicy.DATA)
+    seed = int(tf.random.uniform([], maxval=2**31 - 1, dtype=tf.int64))  # from the global seed
+    batches = _each_epoch(lambda seed_pair: _gathered_batches(tensors, batch_size, seed_pair if shuffle else None),
+                          seed, None, _batch_count(counts[0], batch_size, drop_remainder=False))
+    return _finish(batches, shard_policy=tf.data.experimental.AutoShardPolicy.DATA)
 
 
-def _gathered_batches(tensors, batch_size, shuffle, seed, drop_remainder):
-    """Batches of `tensors` (a structure of tensors with as many examples each), gathered by shuffled indices."""
+def _each_epoch(one_epoch, seed, epochs, batch_count):
+    """The batches of `one_epoch(epoch_seed(seed, epoch))` for each pass, its epoch taken from `epochs` (a fresh
+    `EpochCounter` when None); `batch_count` batches per pass when not None."""
+    epochs = epochs or EpochCounter()
+    batches = epochs.passes().flat_map(lambda epoch: one_epoch(epoch_seed(seed, epoch)))
+    # Keras' progress bar and its end of an epoch need the number of batches: flat_map forgets it.
+    return batches if batch_count is None else batches.apply(tf.data.experimental.assert_cardinality(batch_count))
+
+
+def _batch_count(count, batch_size, drop_remainder):
+    return count // batch_size if drop_remainder else math.ceil(count / batch_size)
+
+
+def _gathered_batches(tensors, batch_size, order_seed, drop_remainder=False):
+    """Batches of `tensors` (a structure of tensors with as many examples each), in order or, with an int64[2]
+    `order_seed`, in the permutation it draws; each batch gathered by its indices."""
     # Each epoch draws one permutation of the indices in one op: a shuffle buffer of every index, filled one index at
     # a time before the epoch's first batch, delayed that batch by a large fraction of a second at a million examples.
     # Batches of indices are then gathered in one op per batch, which costs less tf.data CPU time than shuffling and
     # batching the images themselves: time that a 2-core machine would take from the training step
     # (`docs/benchmarks.md`).
     count = len(tf.nest.flatten(tensors)[0])
-    if shuffle:
-        epoch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2).take(1)
-        # `_finish` binarizes an epoch's first batch with the same pair: the order takes a seed folded from it.
-        permutations = epoch_seeds.map(lambda pair: tf.random.experimental.stateless_shuffle(
-            tf.range(count, dtype=tf.int64), seed=tf.random.experimental.stateless_fold_in(pair, 1)))
-        # Keras' progress bar and its end of an epoch need the number of batches: flat_map forgets it.
-        indices = permutations.flat_map(tf.data.Dataset.from_tensor_slices).apply(
-            tf.data.experimental.assert_cardinality(count))
-    else:
+    if order_seed is None:
         indices = tf.data.Dataset.range(count)
+    else:
+        order = tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64), seed=_derived(order_seed, 1))
+        indices = tf.data.Dataset.from_tensor_slices(order)
     batches = indices.batch(batch_size, drop_remainder=drop_remainder)
     return batches.map(lambda batch: tf.nest.map_structure(lambda tensor: tf.gather(tensor, batch), tensors),
                        num_parallel_calls=tf.data.AUTOTUNE)
@@ -111,13 +134,14 @@ def _floatx_tensor(array):
 
 
 def stream(examples, image_shape, batch_size, shuffle=True, binarize=False, flatten=True, seed=0,
-           drop_remainder=False, cache=None, shard_policy=tf.data.experimental.AutoShardPolicy.AUTO, buffer_size=None):
+           drop_remainder=False, cache=None, shard_policy=tf.data.experimental.AutoShardPolicy.AUTO, buffer_size=None,
+           epochs=None):
     """Batches of preprocessed examples (`preprocess`'s output) for `fit`, with caching and a bounded shuffle.
 
     Args:
         examples: a `tf.data.Dataset` of float32 images `image_shape`, in a fixed order.
         image_shape: `(height, width, channels)` of every image.
-        batch_size, binarize, flatten, seed, drop_remainder: as for `pipeline`.
+        batch_size, binarize, flatten, seed, drop_remainder, epochs: as for `pipeline`.
         shuffle: shuffle through a buffer anew every epoch.
         cache: None (decode every epoch), `"memory"`, or a file path prefix to cache the decoded images at.
         shard_policy: how `tf.distribute` splits the data between workers (`OFF` when the examples are already
@@ -130,11 +154,19 @@ def stream(examples, image_shape, batch_size, shuffle=True, binarize=False, flat
     if cache is not None:
         examples = examples.cache("" if cache == "memory" else cache)
     if shuffle:
+        # tf.data's shuffle takes no seed per epoch (a seed tensor fails under a global seed of 0): the order of a
+        # stream is drawn by its seed generator, which starts afresh in each process, and a resumed run sees other
+        # orders than an uninterrupted one. Its binarization is drawn by epoch.
         buffer_size = buffer_size or max(1, SHUFFLE_BUFFER_BYTES // (4 * math.prod(image_shape)))
         examples = examples.shuffle(buffer_size, seed=seed, reshuffle_each_iteration=True)
     if flatten:
         examples = examples.map(lambda image: tf.reshape(image, [-1]))
-    return _finish(examples.batch(batch_size, drop_remainder=drop_remainder), binarize, seed, shard_policy)
+    batches = examples.batch(batch_size, drop_remainder=drop_remainder)
+    if binarize:
+        count = int(batches.cardinality())
+        batches = _each_epoch(lambda seed_pair: _binarized(batches, seed_pair), seed, epochs,
+                              count if count >= 0 else None)
+    return _finish(batches, shard_policy)
 
 
 def decode(data):
@@ -331,10 +363,7 @@ def _count_missing(expected, element):
     return index + 1, (key, image, last, index - expected)
 
 
-def _finish(batches, binarize, seed, shard_policy):
-    if binarize:
-        batch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        batches = tf.data.Dataset.zip(batches, batch_seeds).map(_binarize, num_parallel_calls=tf.data.AUTOTUNE)
+def _finish(batches, shard_policy):
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = shard_policy
     # tf.data's autotuner re-plans from a thread that sleeps longer between plans as the iterator ages, and deleting
@@ -347,5 +376,18 @@ def _finish(batches, binarize, seed, shard_policy):
     return batches.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
-def _binarize(batch, seed):
-    return tf.cast(tf.random.stateless_uniform(tf.shape(batch), seed=seed) < batch, batch.dtype)
+def _binarized(batches, seed_pair):
+    """`batches` with each pixel 1 with probability its value, else 0: batch `b` draws from
+    `fold_in(fold_in(seed_pair, 2), b)`."""
+    noise_seed = _derived(seed_pair, 2)
+
+    def binarize(index, batch):
+        uniform = tf.random.stateless_uniform(tf.shape(batch), seed=_derived(noise_seed, index))
+        return tf.cast(uniform < batch, batch.dtype)
+
+    return batches.enumerate().map(binarize, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _derived(seed_pair, index):
+    """An int64[2] seed of its own for draw `index` of `seed_pair`."""
+    return tf.random.experimental.stateless_fold_in(seed_pair, tf.cast(index, tf.int64))

@@ -84,6 +84,7 @@ class ResumableRun(keras.callbacks.Callback):
         with open(os.path.join(backup, LOGS)) as file:
             self.epochs = json.load(file)
         keras_state.set_initial_epoch(self.model, len(self.epochs))  # where Keras' `fit` starts
+        print(_resuming_message(len(self.epochs), self.params["epochs"], self.backup_dir))
         self._write_history()
         if self.best_epoch() == len(self.epochs) - 1:
             self._save_best(backup)
@@ -188,6 +189,12 @@ def newest_backup(backup_dir):
         return None
     epochs = [int(match.group(1)) for match in map(_BACKUP_PATTERN.fullmatch, os.listdir(backup_dir)) if match]
     return os.path.join(backup_dir, f"epoch-{max(epochs)}") if epochs else None
+
+
+def _resuming_message(finished, epochs, backup_dir):
+    if finished < epochs:
+        return f"Resuming from epoch {finished + 1} of {epochs} ({backup_dir})"
+    return f"Resuming: all {epochs} epochs are done ({backup_dir}); writing the run's files"
 
 
 def _replace(path, text):

@@ -97,12 +97,15 @@ def _run(config, strategy, chief):
         # tfds splits) do not say how many examples they hold: their count is None.
         drop_remainder = training and (images.count is None or images.count >= config.batch_size)
         arguments = (config.batch_size, training, recipe.binarize(config), recipe.flatten, config.seed,
-                     drop_remainder)
+                     drop_remainder, data_epochs[training])
         if config.strategy == "multiworker" and isinstance(images, data.StreamedImages):
             # Each worker reads and decodes only its own files.
             return strategy.distribute_datasets_from_function(
                 lambda input_context: images.batches(*arguments, input_context=input_context))
         return images.batches(*arguments)
+
+    # Each epoch's order and noise are drawn for `fit`'s epoch, so a resumed run draws what an uninterrupted one does.
+    data_epochs = {True: data.EpochCounter(), False: data.EpochCounter()}
 
     interrupts = callbacks.RaiseOnInterrupt()
     with data.raising_data_errors(train_images, validation_images), warnings.catch_warnings(), interrupts:
@@ -114,7 +117,7 @@ def _run(config, strategy, chief):
             validation_data=None if validation_images is None else batches(validation_images, training=False),
             epochs=config.epochs,
             shuffle=False,  # the pipeline shuffles
-            callbacks=[*make_callbacks(config, inputs, image_shape), interrupts],
+            callbacks=[*make_callbacks(config, inputs, image_shape), interrupts, *data_epochs.values()],
             verbose=config.verbose,
         )
     _report_skipped(train_images, validation_images)
