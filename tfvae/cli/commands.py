@@ -6,6 +6,7 @@ one line on stderr, `tfvae COMMAND: what is wrong and what to do`, and exit stat
 other exception is a bug, and shows its traceback.
 """
 
+import dataclasses
 import errno
 import os
 import sys
@@ -83,8 +84,7 @@ def _train(args):
 
 def _evaluation_images(args):
     """The `--limit` first images of the split `args` ask for, in memory."""
-    options = {name: getattr(args, name, None) for name in EVALUATE_DATA_FIELDS if name != "dataset"}
-    options["cache"] = options["cache"] or "auto"
+    options = _data_options(args)
     if args.validation_split and args.split in ("train", "validation"):
         parts = open_training_images(_dataset(args), args.validation_split, args.seed, **options)
         return parts[args.split == "validation"].take(args.limit)
@@ -131,8 +131,7 @@ def _serving_config(args):
 
 def _encode(args):
     autoencoder = _load_autoencoder(args.model)
-    options = {name: getattr(args, name, None) for name in EVALUATE_DATA_FIELDS if name != "dataset"}
-    images = open_images(_dataset(args), args.split, **{**options, "cache": options["cache"] or "none"})
+    images = open_images(_dataset(args), args.split, **{**_data_options(args), "cache": getattr(args, "cache", "none")})
     if images.image_shape[-1] != autoencoder.in_channels:
         raise InputError(f"{args.model} takes images with {autoencoder.in_channels} channel(s), but {_dataset(args)} "
                          f"gives {images.image_shape[-1]}: pass --channels {autoencoder.in_channels}.")
@@ -171,3 +170,9 @@ def _check_image_size(model, images, args):
 
 def _dataset(args):
     return getattr(args, "dataset", RunConfig.dataset)
+
+
+def _data_options(args):
+    """`open_images`' options from the data flags of `args`; a flag not given takes the run config's default."""
+    defaults = {field.name: field.default for field in dataclasses.fields(RunConfig)}
+    return {name: getattr(args, name, defaults[name]) for name in EVALUATE_DATA_FIELDS if name != "dataset"}
