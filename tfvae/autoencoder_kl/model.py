@@ -258,24 +258,52 @@ class AutoencoderKL(SeedState, keras.Model):
         return tiling.map_tiles(self.decode, z, tile, blend, 1, self.downsampling_factor)
 
     @classmethod
-    def from_pretrained(cls, path, **config):
-        """An `AutoencoderKL` with the weights of a diffusers folder or of one latent-diffusion `.safetensors` file.
+    def from_pretrained(cls, path, subfolder=None, revision=None, family=None, **config):
+        """An `AutoencoderKL` with the weights of a diffusers folder (local or on the Hugging Face Hub) or of one
+        latent-diffusion `.safetensors` file.
 
         Args:
             path: a folder holding diffusers' `config.json` and `diffusion_pytorch_model.safetensors` (or a
-                diffusers pipeline folder, whose `vae/` folder holds them), or one
-                `.safetensors` file in either diffusers' or the original latent-diffusion key layout (as Stable
-                Diffusion 1.x/2.x VAE files ship, optionally inside a whole checkpoint under `first_stage_model.`).
+                diffusers pipeline folder, whose `vae/` folder holds them); a Hub repository id `"owner/name"`
+                (needs `pip install "tfvae[hub]"`; files go through the Hugging Face cache, and `HF_HUB_OFFLINE=1`
+                reads the cache only); or one `.safetensors` file in either diffusers' or the original
+                latent-diffusion key layout (Stable Diffusion 1.x/2.x/XL VAE files, SD3's and FLUX.1's
+                `ae.safetensors`, optionally inside a whole checkpoint under `first_stage_model.` or `vae.`).
+            subfolder: the folder of `path` holding the autoencoder (`"vae"` in a pipeline repository), or None.
+            revision: for a Hub id, the branch, tag or commit; None for `main`.
+            family: for a single file, the model family whose latent scaling it has (`"sd"`, `"sdxl"`, `"sd3"`,
+                `"flux"`; see `tfvae.autoencoder_kl.families`), or None to recognise it from the file.
             **config: constructor arguments; they override the folder's `config.json`. For a single file,
                 arguments not given are read from the tensors' shapes where the shapes tell them (`in_channels`,
                 `out_channels`, `block_out_channels`, `layers_per_block`, `latent_channels`, `use_quant_conv`,
-                `use_post_quant_conv`, `mid_block_add_attention`), else diffusers' defaults (`norm_num_groups=32`,
-                `scaling_factor=0.18215`, ...).
+                `use_post_quant_conv`, `mid_block_add_attention`), the latent scaling from the family, else
+                diffusers' defaults (`norm_num_groups=32`, `force_upcast=True`, ...).
 
         Raises:
-            weights.WeightsError: for a missing file, and for missing, unexpected or mis-shaped tensors (named).
+            weights.WeightsError: for a missing file, an unknown `config.json` entry, and for missing, unexpected or
+                mis-shaped tensors (named).
+            families.FamilyError: for a single file whose latent scaling needs `family`.
+            ImportError: for a Hub id without huggingface_hub.
+
+        Example:
+
+        ```python
+        import tfvae
+
+        vae = tfvae.AutoencoderKL.from_pretrained("stabilityai/sd-vae-ft-mse")
+        flux = tfvae.AutoencoderKL.from_pretrained("ae.safetensors", family="flux")
+        ```
         """
-        return weights.load_pretrained(cls, path, **config)
+        return weights.load_pretrained(cls, path, subfolder, revision, family, **config)
+
+    def save_pretrained(self, folder):
+        """Writes diffusers' `config.json` and `diffusion_pytorch_model.safetensors` into `folder`, which
+        `diffusers.AutoencoderKL.from_pretrained(folder)` loads (and `from_pretrained` here).
+
+        Raises:
+            ValueError: for a `logvar_range` other than diffusers' (`(-30, 20)`), which its config cannot say.
+        """
+        weights.save_pretrained(self, folder)
 
     def get_config(self):
         return {
