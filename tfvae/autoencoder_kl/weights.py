@@ -193,7 +193,7 @@ def save_pretrained(model, folder):
             f"{tuple(model.posterior.logvar_range)}: save it with model.save(...) instead."
         )
     os.makedirs(folder, exist_ok=True)
-    tensors = dict(_torch_tensors(model))
+    tensors = dict(diffusers_tensors(model))
     weights_path = os.path.join(folder, WEIGHTS_NAME)
     save_atomically(lambda path: save_file(tensors, path, metadata={"format": "pt"}), weights_path)
     text = json.dumps(diffusers_config(model), indent=2, sort_keys=True)
@@ -205,7 +205,7 @@ def _write_text(path, text):
         file.write(text)
 
 
-def _torch_tensors(model):
+def diffusers_tensors(model):
     """`(diffusers name, float32 array in PyTorch's layout)` for every variable of `model`."""
     for name, (variable, to_keras) in _variables(model):
         value = keras.ops.convert_to_numpy(variable).astype("float32")
