@@ -137,9 +137,11 @@ class AutoencoderKL(SeedState, keras.Model):
         self.post_quant_conv = self._pointwise_conv(
             self.latent_channels, "post_quant_conv", self.use_post_quant_conv, decoder_policy
         )
-        # The model draws its own noise and the objective adds the KL: the layer only builds q(z|x).
+        # The model draws its own noise and the objective adds the KL: the layer only builds q(z|x), in float32 at
+        # least (float64 in a float64 model, the reference of accuracy tests).
+        distribution_dtype = "float64" if self.dtype_policy.compute_dtype == "float64" else "float32"
         self.posterior = DiagonalGaussianLambda(
-            logvar_range, convert_to_tensor_fn="mode", dtype="float32", name="posterior"
+            logvar_range, convert_to_tensor_fn="mode", dtype=distribution_dtype, name="posterior"
         )
         self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
         self.build((None, None, None, self.in_channels))
