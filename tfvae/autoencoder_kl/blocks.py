@@ -133,7 +133,7 @@ class AttentionBlock(keras.layers.Layer):
     `AttnBlock`, diffusers' mid-block `Attention`).
 
     With `u = GroupNorm(x)` as a `[h * w, c]` sequence, `q = u W_q + b_q`, `k = u W_k + b_k`, `v = u W_v + b_v`:
-    `y = x + softmax(q k^T / sqrt(c)) v W_o + b_o`, the softmax over the keys and in float32.
+    `y = x + softmax(q k^T / sqrt(c)) v W_o + b_o`, the softmax over the keys and in float32 (float64 for float64).
 
     Args:
         groups: the GroupNorm groups.
@@ -165,7 +165,8 @@ class AttentionBlock(keras.layers.Layer):
 
         query = sequence(self.to_q) * ops.cast(channels**-0.5, self.compute_dtype)
         scores = ops.einsum("nqc,nkc->nqk", query, sequence(self.to_k))
-        weights = ops.cast(ops.softmax(ops.cast(scores, "float32"), axis=-1), self.compute_dtype)
+        softmax_dtype = keras.backend.result_type(self.compute_dtype, "float32")  # float32 at least
+        weights = ops.cast(ops.softmax(ops.cast(scores, softmax_dtype), axis=-1), self.compute_dtype)
         attended = ops.einsum("nqk,nkc->nqc", weights, sequence(self.to_v))
         return inputs + self.to_out(ops.reshape(attended, ops.shape(inputs)))
 
