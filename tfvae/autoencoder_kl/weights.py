@@ -94,21 +94,26 @@ def load_pretrained(cls, path, subfolder=None, revision=None, family=None, **con
     if os.path.isdir(path):
         if family is not None:
             raise WeightsError(f"family={family!r} is for single files; {path} has a config.json that says it all.")
-        known = read_config(os.path.join(path, CONFIG_NAME))
         weights_path = os.path.join(path, WEIGHTS_NAME)
-        tensors = to_diffusers_layout(read_tensors(weights_path))
+        known, tensors = read_config(os.path.join(path, CONFIG_NAME)), to_diffusers_layout(read_tensors(weights_path))
     else:
         weights_path = path
-        keys, autoencoder, statistics = read_checkpoint(path)
-        tensors = to_diffusers_layout(autoencoder)
-        known = infer_config(tensors)
-        latent_channels = config.get("latent_channels", known.get("latent_channels", 4))
-        if not {"scaling_factor", "latents_mean"} & set(config):
-            known.update(families.settings(keys, statistics, latent_channels, family, source=path))
-        known.update(DIFFUSERS_DEFAULTS)
+        known, tensors = _read_single_file(path, family, config)
     model = cls(**{**known, **config})
     assign(model, tensors, weights_path)
     return model
+
+
+def _read_single_file(path, family, config):
+    """`(constructor arguments, diffusers-layout tensors)` of one `.safetensors` file: the arguments its shapes tell,
+    its family's latent scaling unless `config` gives one, and diffusers' defaults."""
+    keys, autoencoder, statistics = read_checkpoint(path)
+    tensors = to_diffusers_layout(autoencoder)
+    known = {**infer_config(tensors), **DIFFUSERS_DEFAULTS}
+    if not {"scaling_factor", "latents_mean"} & set(config):
+        latent_channels = config.get("latent_channels", known.get("latent_channels", 4))
+        known.update(families.settings(keys, statistics, latent_channels, family, source=path))
+    return known, tensors
 
 
 def read_config(path):
