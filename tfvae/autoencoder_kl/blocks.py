@@ -58,7 +58,6 @@ class PreciseGroupNormalization(keras.layers.GroupNormalization):
             raise ValueError(f"PreciseGroupNormalization normalizes channels last (axis=-1), got axis={self.axis}.")
 
     def call(self, inputs):
-        inputs = ops.convert_to_tensor(inputs)
         if keras.backend.standardize_dtype(inputs.dtype) in ("float16", "bfloat16"):
             inputs = ops.cast(inputs, "float32")
         shape = ops.shape(inputs)
