@@ -1,6 +1,6 @@
 """Speed of `tfvae.AutoencoderKL` against diffusers' PyTorch `AutoencoderKL` of the same config, on this CPU.
 
-Two measurements, each in a fresh process per framework, the frameworks alternating round after round (a shared
+Three measurements, each in a fresh process per framework, the frameworks alternating round after round (a shared
 machine's other tenants only ever slow a run down, so each row keeps its best round):
 
 - train: images per second of one training step at `--train-size` (64x64 by default), batch `--train-batch`:
@@ -9,18 +9,28 @@ machine's other tenants only ever slow a run down, so each row keeps its best ro
   `AutoencoderKLTrainer.train_on_batch` with XLA and no discriminator; PyTorch the same loss in an idiomatic loop
   (`zero_grad`/`backward`/`step`).
 - encode: images per second of `encode(x)` and the posterior's mode at `--encode-size` (256x256), batch
-  `--encode-batch`, without gradients: tfvae's `encode` in a `tf.function` with XLA (`jit_compile=True`), diffusers'
-  `vae.encode(x).latent_dist.mode()` under `torch.no_grad()`.
+  `--encode-batch` (1), without gradients: tfvae's `encode` called eagerly (`--mode eager`, as a user calls it) or in
+  a `tf.function` with XLA (`--mode xla`), diffusers' `vae.encode(x).latent_dist.mode()` under `torch.no_grad()`.
+- decode: the same for `decode(z)` of latents of the same images.
+
+`--preset readme` is the README's config (block_out_channels 64/128/128/256, 1 layer per block), `--preset sd`
+Stable Diffusion's (128/256/512/512, 2 layers per block); both have 32 groups and 4 latent channels.
 
 Each process reports the best of `--repeats` timed steps after a warm-up step, the seconds to the first step
 (tracing and compilation for tfvae), and its peak resident memory (ru_maxrss). `--pytorch PYTHON` names an
 interpreter with torch and diffusers (never a dependency of tfvae); without it only tfvae is measured.
 `--profile DIR` writes a `tf.profiler` trace of tfvae's timed train steps, for TensorBoard's profile tab.
 
-    python scripts/benchmark_autoencoder_kl.py --pytorch /work/venv-torch/bin/python [--rounds 2]
+The table's header gives the date, the commit, the versions and the command. The final comparison, on a quiet
+machine:
+
+    for preset in readme sd; do
+        python scripts/benchmark_autoencoder_kl.py --pytorch /work/venv-torch/bin/python --preset $preset --rounds 3
+    done
 """
 
 import argparse
+import datetime
 import json
 import os
 import resource
@@ -31,7 +41,11 @@ import time
 from benchmark import best_seconds  # scripts/benchmark.py, beside this script
 
 KL_WEIGHT = 1e-6
-TASKS = ("train", "encode")
+TASKS = ("train", "encode", "decode")
+PRESETS = {
+    "readme": {"block_out_channels": [64, 128, 128, 256], "layers_per_block": 1},
+    "sd": {"block_out_channels": [128, 256, 512, 512], "layers_per_block": 2},
+}
 
 
 def images(batch, size, seed=0):
@@ -60,10 +74,17 @@ def measure_tfvae(task, args):
         x = tf.constant((images(args.train_batch, args.train_size) + 1) / 2)  # the trainer takes [0, 1]
         step, batch = (lambda: trainer.train_on_batch(x)), args.train_batch
     else:
-        encode = tf.function(lambda x: model.encode(x).mode(), jit_compile=True)
         x = tf.constant(images(args.encode_batch, args.encode_size))
-        step, batch = (lambda: encode(x).numpy()), args.encode_batch
-    return time_steps(step, batch, args, profile=args.profile if task == "train" else None)
+        encode, decode = (lambda x: model.encode(x).mode()), model.decode
+        if args.mode == "xla":
+            encode, decode = tf.function(encode, jit_compile=True), tf.function(decode, jit_compile=True)
+        if task == "decode":
+            z = encode(x)
+            step = lambda: decode(z).numpy()  # noqa: E731
+        else:
+            step = lambda: encode(x).numpy()  # noqa: E731
+        batch = args.encode_batch
+    return time_steps(step, batch, args, profile=args.profile)
 
 
 def measure_pytorch(task, args):
@@ -91,12 +112,14 @@ def measure_pytorch(task, args):
 
         return time_steps(step, args.train_batch, args)
     x = torch.from_numpy(images(args.encode_batch, args.encode_size)).permute(0, 3, 1, 2).contiguous()
+    with torch.no_grad():
+        z = model.encode(x).latent_dist.mode()
 
-    def encode():
+    def run():
         with torch.no_grad():
-            model.encode(x).latent_dist.mode()
+            model.decode(z) if task == "decode" else model.encode(x).latent_dist.mode()
 
-    return time_steps(encode, args.encode_batch, args)
+    return time_steps(run, args.encode_batch, args)
 
 
 def time_steps(step, batch, args, profile=None):
@@ -125,19 +148,44 @@ def measure_in_subprocess(python, framework, task, argv):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pytorch", metavar="PYTHON", help="an interpreter with torch and diffusers")
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="a config (overrides the next two)")
     parser.add_argument("--block-out-channels", type=int, nargs="+", default=[64, 128, 128, 256])
     parser.add_argument("--layers-per-block", type=int, default=1)
     parser.add_argument("--norm-num-groups", type=int, default=32)
     parser.add_argument("--train-size", type=int, default=64)
     parser.add_argument("--train-batch", type=int, default=8)
     parser.add_argument("--encode-size", type=int, default=256)
-    parser.add_argument("--encode-batch", type=int, default=4)
+    parser.add_argument("--encode-batch", type=int, default=1)
+    parser.add_argument("--mode", choices=("eager", "xla"), default="eager", help="how tfvae runs encode/decode")
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per process (the best counts)")
     parser.add_argument("--rounds", type=int, default=2, help="alternations of the frameworks (the best counts)")
     parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
-    parser.add_argument("--profile", metavar="DIR", help="write a tf.profiler trace of tfvae's train steps")
+    parser.add_argument("--profile", metavar="DIR", help="write a tf.profiler trace of tfvae's timed steps")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # "framework,task": measure one, print JSON
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.preset:
+        vars(args).update(PRESETS[args.preset])
+    return args
+
+
+def header(args, frameworks):
+    """The run's date, commit, versions and command, for the table's first lines."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    commit = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    versions = {name: _versions(python, name == "tfvae") for name, python in frameworks.items()}
+    return [
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit.stdout.strip() or '?'}, "
+        f"{os.cpu_count()} CPUs",
+        *(f"{name}: {version}" for name, version in versions.items()),
+        "command: " + " ".join([os.path.basename(sys.executable), *sys.argv]),
+    ]
+
+
+def _versions(python, is_tfvae):
+    modules = ("tensorflow", "keras", "numpy") if is_tfvae else ("torch", "diffusers", "numpy")
+    code = "import importlib, sys; print(*(m + ' ' + importlib.import_module(m).__version__ for m in sys.argv[1:]))"
+    result = subprocess.run([python, "-c", code, *modules], capture_output=True, text=True)
+    return result.stdout.strip() or result.stderr.strip()[-200:]
 
 
 def main():
@@ -156,10 +204,13 @@ def main():
                 kept = best.get((task, name))
                 if kept is None or measured["images_per_second"] > kept["images_per_second"]:
                     best[(task, name)] = measured
+    print("\n".join(header(args, frameworks)))
     print(f"AutoencoderKL block_out_channels={args.block_out_channels} layers_per_block={args.layers_per_block} "
-          f"norm_num_groups={args.norm_num_groups}; best of {args.rounds} rounds x {args.repeats} steps")
+          f"norm_num_groups={args.norm_num_groups}; tfvae encode/decode {args.mode}; best of {args.rounds} rounds x "
+          f"{args.repeats} steps")
     print(f"{'task':<24} {'framework':<20} {'images/s':>9} {'vs tfvae':>8} {'first step s':>12} {'peak MiB':>9}")
-    shapes = {"train": (args.train_size, args.train_batch), "encode": (args.encode_size, args.encode_batch)}
+    shapes = {"train": (args.train_size, args.train_batch), "encode": (args.encode_size, args.encode_batch),
+              "decode": (args.encode_size, args.encode_batch)}
     for task in args.tasks:
         size, batch = shapes[task]
         for name in frameworks:

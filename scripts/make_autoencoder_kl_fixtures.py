@@ -18,6 +18,14 @@ biases too, so that every parameter matters), and writes:
   last (tfvae's layout), float32; and for larger `tiled_images`, diffusers' tiled results with tiles of
   `TILE_SIZE` pixels: `tiled_mean`, `tiled_logvar` (`tiled_encode`) and `tiled_decoded` (`tiled_decode(tiled_mean)`),
   with the untiled `untiled_mean` and `untiled_decoded` for comparison.
+
+With `--check-saved FOLDER` it writes nothing: it loads FOLDER, written by tfvae's `AutoencoderKL.save_pretrained`
+from the `diffusers/` fixture, with diffusers' `AutoencoderKL.from_pretrained`, and checks that its outputs for the
+fixture's images are within 1e-4 of `parity.npz`:
+
+    PYTHONPATH=. /work/venv/bin/python -c "import tfvae; tfvae.AutoencoderKL.from_pretrained(
+        'tests/fixtures/autoencoder_kl/diffusers').save_pretrained('/tmp/saved')"
+    /work/venv-torch/bin/python scripts/make_autoencoder_kl_fixtures.py --check-saved /tmp/saved
 """
 
 import argparse
@@ -101,11 +109,34 @@ def channels_last(tensor):
     return tensor.permute(0, 2, 3, 1).contiguous().numpy().astype(np.float32)
 
 
+def check_saved(folder, fixtures):
+    """Asserts that diffusers loads `folder` (tfvae's `save_pretrained`) and reproduces `parity.npz` within 1e-4."""
+    model = diffusers.AutoencoderKL.from_pretrained(folder).eval()
+    expected = np.load(os.path.join(fixtures, "parity.npz"))
+    images = torch.from_numpy(expected["images"]).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        posterior = model.encode(images).latent_dist
+        outputs = {
+            "mean": posterior.mean,
+            "logvar": posterior.logvar,
+            "decoded": model.decode(posterior.mode()).sample,
+        }
+    for name, output in outputs.items():
+        error = np.abs(channels_last(output) - expected[name]).max()
+        print(f"{name}: max |diffusers(tfvae's save_pretrained) - parity.npz| = {error:.2e}")
+        assert error <= 1e-4, name
+    print(f"diffusers {diffusers.__version__} loads {folder} and matches the fixtures.")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output", default=DEFAULT_OUTPUT, help="the fixtures folder")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--check-saved", metavar="FOLDER", help="check tfvae's save_pretrained FOLDER instead")
     args = parser.parse_args()
+    if args.check_saved:
+        check_saved(args.check_saved, args.output)
+        return
     os.makedirs(args.output, exist_ok=True)
 
     model = randomized_autoencoder(args.seed)

@@ -1,6 +1,7 @@
 """`AutoencoderKL`: latent diffusion's KL-regularised autoencoder as a `keras.Model`, with diffusers' config names."""
 
 import keras
+import numpy as np
 
 from tfvae.autoencoder_kl import tiling, weights
 from tfvae.autoencoder_kl.blocks import Decoder, Encoder
@@ -22,11 +23,15 @@ class AutoencoderKL(SeedState, keras.Model):
     Diffusion 1.x/2.x use `block_out_channels=(128, 256, 512, 512)`, `layers_per_block=2` (f = 8).
 
     Latents are unscaled, as in diffusers: `encode(x).sample()` and `decode(z)` work on `z`. A diffusion model works
-    on `scale_latents(z) = (z - shift_factor) * scaling_factor`; `unscale_latents` inverts it. The exported
-    SavedModel's `encode` and `decode` signatures apply them (see `tfvae.serving.autoencoder_kl_signatures`).
+    on `scale_latents(z)`, as diffusers' pipelines compute it: `(z - latents_mean) * scaling_factor / latents_std`
+    per channel when the model has `latents_mean` and `latents_std` (SDXL-style Playground v2.5), else
+    `(z - shift_factor) * scaling_factor` (SD3 and FLUX.1 have a shift, Stable Diffusion none); `unscale_latents`
+    inverts it. The exported SavedModel's `encode` and `decode` signatures apply them (see
+    `tfvae.serving.autoencoder_kl_signatures`).
 
     Under a mixed-precision policy the GroupNorm statistics, the attention's softmax and the distribution are
-    float32; `decode` and `call` return the policy's compute dtype.
+    float32, and so is the decoder when `force_upcast` is set; `decode` and `call` return the decoder's compute
+    dtype. Under a float32 policy the GroupNorm statistics are float64 (see `blocks.PreciseGroupNormalization`).
 
     Args:
         in_channels: the channels of the input images.
@@ -35,8 +40,17 @@ class AutoencoderKL(SeedState, keras.Model):
         layers_per_block: the ResNet blocks of each encoder resolution (the decoder has one more).
         latent_channels: the channels of `z`.
         norm_num_groups: the GroupNorm groups; every entry of `block_out_channels` must be divisible by it.
+        sample_size: the side, in image pixels, of the tiles of `tiled_encode` and `tiled_decode` (diffusers'
+            `tile_sample_min_size`), an int or a `(height, width)` pair whose first entry is used.
         scaling_factor: the `scaling_factor` of `scale_latents`.
         shift_factor: the `shift_factor` of `scale_latents`; None for 0.
+        latents_mean: per-channel means of `z` (`latent_channels` floats) for `scale_latents`, or None; given
+            together with `latents_std`, and then without `shift_factor`.
+        latents_std: per-channel standard deviations of `z` for `scale_latents`, or None.
+        force_upcast: whether, under a 16-bit policy, the decoder (`post_quant_conv` and `Decoder`) computes in
+            float32, as diffusers' pipelines upcast a float16 VAE to decode. diffusers' default is True and
+            `from_pretrained` keeps it when `config.json` leaves it out; the constructor's default is False, so that
+            a model built to train under mixed precision trains its decoder in 16 bits.
         use_quant_conv: whether a 1x1 convolution maps the encoder's output to the moments.
         use_post_quant_conv: whether a 1x1 convolution maps `z` to the decoder's input.
         mid_block_add_attention: whether the encoder's and decoder's mid blocks have their attention block.
@@ -66,8 +80,12 @@ class AutoencoderKL(SeedState, keras.Model):
         layers_per_block=1,
         latent_channels=4,
         norm_num_groups=32,
+        sample_size=32,
         scaling_factor=0.18215,
         shift_factor=None,
+        latents_mean=None,
+        latents_std=None,
+        force_upcast=False,
         use_quant_conv=True,
         use_post_quant_conv=True,
         mid_block_add_attention=True,
@@ -82,13 +100,19 @@ class AutoencoderKL(SeedState, keras.Model):
         self.layers_per_block = int(layers_per_block)
         self.latent_channels = int(latent_channels)
         self.norm_num_groups = int(norm_num_groups)
+        self.sample_size = int(sample_size) if isinstance(sample_size, int) else tuple(int(s) for s in sample_size)
         self.scaling_factor = float(scaling_factor)
         self.shift_factor = None if shift_factor is None else float(shift_factor)
+        self.latents_mean = _per_channel("latents_mean", latents_mean, self.latent_channels)
+        self.latents_std = _per_channel("latents_std", latents_std, self.latent_channels)
+        self.force_upcast = bool(force_upcast)
         self.use_quant_conv = bool(use_quant_conv)
         self.use_post_quant_conv = bool(use_post_quant_conv)
         self.mid_block_add_attention = bool(mid_block_add_attention)
         self.seed = seed
         _check_channels(self.block_out_channels, self.norm_num_groups)
+        _check_latent_statistics(self.latents_mean, self.latents_std, self.shift_factor)
+        decoder_policy = self._decoder_policy()
         self.encoder = Encoder(
             self.block_out_channels,
             self.layers_per_block,
@@ -104,22 +128,35 @@ class AutoencoderKL(SeedState, keras.Model):
             self.out_channels,
             self.norm_num_groups,
             self.mid_block_add_attention,
-            dtype=self.dtype_policy,
+            dtype=decoder_policy,
             name="decoder",
         )
-        self.quant_conv = self._pointwise_conv(2 * self.latent_channels, "quant_conv", self.use_quant_conv)
-        self.post_quant_conv = self._pointwise_conv(self.latent_channels, "post_quant_conv", self.use_post_quant_conv)
-        # The model draws its own noise and the objective adds the KL: the layer only builds q(z|x).
+        self.quant_conv = self._pointwise_conv(
+            2 * self.latent_channels, "quant_conv", self.use_quant_conv, self.dtype_policy
+        )
+        self.post_quant_conv = self._pointwise_conv(
+            self.latent_channels, "post_quant_conv", self.use_post_quant_conv, decoder_policy
+        )
+        # The model draws its own noise and the objective adds the KL: the layer only builds q(z|x), in float32 at
+        # least (float64 in a float64 model, the reference of accuracy tests).
+        distribution_dtype = "float64" if self.dtype_policy.compute_dtype == "float64" else "float32"
         self.posterior = DiagonalGaussianLambda(
-            logvar_range, convert_to_tensor_fn="mode", dtype="float32", name="posterior"
+            logvar_range, convert_to_tensor_fn="mode", dtype=distribution_dtype, name="posterior"
         )
         self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
         self.build((None, None, None, self.in_channels))
 
-    def _pointwise_conv(self, filters, name, enabled):
+    def _decoder_policy(self):
+        """float32 when `force_upcast` and the policy computes in 16 bits, else the model's policy."""
+        if self.force_upcast and self.dtype_policy.compute_dtype in ("float16", "bfloat16"):
+            return "float32"
+        return self.dtype_policy
+
+    @staticmethod
+    def _pointwise_conv(filters, name, enabled, dtype):
         if not enabled:
-            return keras.layers.Identity(dtype=self.dtype_policy, name=name)
-        return keras.layers.Conv2D(filters, 1, dtype=self.dtype_policy, name=name)
+            return keras.layers.Identity(dtype=dtype, name=name)
+        return keras.layers.Conv2D(filters, 1, dtype=dtype, name=name)
 
     @property
     def downsampling_factor(self):
@@ -170,14 +207,29 @@ class AutoencoderKL(SeedState, keras.Model):
         return self.decode(z, training=training)
 
     def scale_latents(self, z):
-        """`(z - shift_factor) * scaling_factor`: unscaled latents to the latents a diffusion model works on."""
-        return (z - (self.shift_factor or 0.0)) * self.scaling_factor
+        """Unscaled latents `z` to the latents a diffusion model works on: `(z - latents_mean) * scaling_factor /
+        latents_std` when the model has per-channel statistics, else `(z - shift_factor) * scaling_factor`."""
+        center, spread = self._latent_statistics()
+        return (z - center) * (self.scaling_factor / spread)
 
     def unscale_latents(self, latents):
-        """`latents / scaling_factor + shift_factor`: the inverse of `scale_latents`, before `decode`."""
-        return latents / self.scaling_factor + (self.shift_factor or 0.0)
+        """The inverse of `scale_latents`, before `decode`: `latents * latents_std / scaling_factor + latents_mean`,
+        else `latents / scaling_factor + shift_factor`."""
+        center, spread = self._latent_statistics()
+        return latents * (spread / self.scaling_factor) + center
 
-    def tiled_encode(self, x, tile_size=512, overlap=0.25):
+    def _latent_statistics(self):
+        """`(center, spread)` of `scale_latents`: per-channel arrays, or the scalar shift and 1."""
+        if self.latents_mean is None:
+            return self.shift_factor or 0.0, 1.0
+        return np.array(self.latents_mean, "float32"), np.array(self.latents_std, "float32")
+
+    def _tile_size(self, tile_size):
+        if tile_size is not None:
+            return tile_size
+        return self.sample_size if isinstance(self.sample_size, int) else self.sample_size[0]
+
+    def tiled_encode(self, x, tile_size=None, overlap=0.25):
         """q(z|x) for images too large for one pass: the encoder runs on overlapping tiles of `tile_size` pixels,
         one at a time, and their moments are blended linearly across the overlaps, as diffusers' `tiled_encode` does
         (the fixtures test that both agree within 1e-4).
@@ -187,44 +239,73 @@ class AutoencoderKL(SeedState, keras.Model):
 
         Args:
             x: images `[n, h, w, in_channels]`, `h` and `w` divisible by `f`.
-            tile_size: the side of a tile in image pixels, divisible by `f` (diffusers' `tile_sample_min_size`).
+            tile_size: the side of a tile in image pixels, divisible by `f` (diffusers' `tile_sample_min_size`);
+                None for `sample_size`.
             overlap: the fraction of a tile shared with its neighbour, in [0, 1) (`tile_overlap_factor`).
         """
-        tile, blend = tiling.tile_geometry(tile_size, overlap, self.downsampling_factor)
+        tile, blend = tiling.tile_geometry(self._tile_size(tile_size), overlap, self.downsampling_factor)
         moments = tiling.map_tiles(self.encode_moments, x, tile, blend, self.downsampling_factor, 1)
         return self.posterior.distribution(moments)
 
-    def tiled_decode(self, z, tile_size=512, overlap=0.25):
+    def tiled_decode(self, z, tile_size=None, overlap=0.25):
         """`decode` for latents too large for one pass: overlapping tiles of `z` decoded one at a time to
         `tile_size` pixels and blended linearly across the overlaps, as diffusers' `tiled_decode`; float32 images.
 
         Args:
             z: unscaled latents `[n, h, w, latent_channels]`.
-            tile_size: the side of a decoded tile in image pixels, divisible by `f`.
+            tile_size: the side of a decoded tile in image pixels, divisible by `f`; None for `sample_size`.
             overlap: the fraction of a tile shared with its neighbour, in [0, 1).
         """
-        tile, blend = tiling.tile_geometry(tile_size, overlap, self.downsampling_factor)
+        tile, blend = tiling.tile_geometry(self._tile_size(tile_size), overlap, self.downsampling_factor)
         return tiling.map_tiles(self.decode, z, tile, blend, 1, self.downsampling_factor)
 
     @classmethod
-    def from_pretrained(cls, path, **config):
-        """An `AutoencoderKL` with the weights of a diffusers folder or of one latent-diffusion `.safetensors` file.
+    def from_pretrained(cls, path, subfolder=None, revision=None, family=None, **config):
+        """An `AutoencoderKL` with the weights of a diffusers folder (local or on the Hugging Face Hub) or of one
+        latent-diffusion `.safetensors` file.
 
         Args:
             path: a folder holding diffusers' `config.json` and `diffusion_pytorch_model.safetensors` (or a
-                diffusers pipeline folder, whose `vae/` folder holds them), or one
-                `.safetensors` file in either diffusers' or the original latent-diffusion key layout (as Stable
-                Diffusion 1.x/2.x VAE files ship, optionally inside a whole checkpoint under `first_stage_model.`).
+                diffusers pipeline folder, whose `vae/` folder holds them); a Hub repository id `"owner/name"`
+                (needs `pip install "tfvae[hub]"`; files go through the Hugging Face cache, and `HF_HUB_OFFLINE=1`
+                reads the cache only); or one `.safetensors` file in either diffusers' or the original
+                latent-diffusion key layout (Stable Diffusion 1.x/2.x/XL VAE files, SD3's and FLUX.1's
+                `ae.safetensors`, optionally inside a whole checkpoint under `first_stage_model.` or `vae.`).
+            subfolder: the folder of `path` holding the autoencoder (`"vae"` in a pipeline repository), or None.
+            revision: for a Hub id, the branch, tag or commit; None for `main`.
+            family: for a single file, the model family whose latent scaling it has (`"sd"`, `"sdxl"`, `"sd3"`,
+                `"flux"`; see `tfvae.autoencoder_kl.families`), or None to recognise it from the file.
             **config: constructor arguments; they override the folder's `config.json`. For a single file,
                 arguments not given are read from the tensors' shapes where the shapes tell them (`in_channels`,
                 `out_channels`, `block_out_channels`, `layers_per_block`, `latent_channels`, `use_quant_conv`,
-                `use_post_quant_conv`, `mid_block_add_attention`), else diffusers' defaults (`norm_num_groups=32`,
-                `scaling_factor=0.18215`, ...).
+                `use_post_quant_conv`, `mid_block_add_attention`), the latent scaling from the family, else
+                diffusers' defaults (`norm_num_groups=32`, `force_upcast=True`, ...).
 
         Raises:
-            weights.WeightsError: for a missing file, and for missing, unexpected or mis-shaped tensors (named).
+            weights.WeightsError: for a missing file, an unknown `config.json` entry, and for missing, unexpected or
+                mis-shaped tensors (named).
+            families.FamilyError: for a single file whose latent scaling needs `family`.
+            ImportError: for a Hub id without huggingface_hub.
+
+        Example:
+
+        ```python
+        import tfvae
+
+        vae = tfvae.AutoencoderKL.from_pretrained("stabilityai/sd-vae-ft-mse")
+        flux = tfvae.AutoencoderKL.from_pretrained("ae.safetensors", family="flux")
+        ```
         """
-        return weights.load_pretrained(cls, path, **config)
+        return weights.load_pretrained(cls, path, subfolder, revision, family, **config)
+
+    def save_pretrained(self, folder):
+        """Writes diffusers' `config.json` and `diffusion_pytorch_model.safetensors` into `folder`, which
+        `diffusers.AutoencoderKL.from_pretrained(folder)` loads (and `from_pretrained` here).
+
+        Raises:
+            ValueError: for a `logvar_range` other than diffusers' (`(-30, 20)`), which its config cannot say.
+        """
+        weights.save_pretrained(self, folder)
 
     def get_config(self):
         return {
@@ -235,8 +316,12 @@ class AutoencoderKL(SeedState, keras.Model):
             "layers_per_block": self.layers_per_block,
             "latent_channels": self.latent_channels,
             "norm_num_groups": self.norm_num_groups,
+            "sample_size": self.sample_size if isinstance(self.sample_size, int) else list(self.sample_size),
             "scaling_factor": self.scaling_factor,
             "shift_factor": self.shift_factor,
+            "latents_mean": None if self.latents_mean is None else list(self.latents_mean),
+            "latents_std": None if self.latents_std is None else list(self.latents_std),
+            "force_upcast": self.force_upcast,
             "use_quant_conv": self.use_quant_conv,
             "use_post_quant_conv": self.use_post_quant_conv,
             "mid_block_add_attention": self.mid_block_add_attention,
@@ -253,4 +338,23 @@ def _check_channels(block_out_channels, norm_num_groups):
         raise ValueError(
             f"Every entry of block_out_channels must be divisible by norm_num_groups={norm_num_groups}; "
             f"{indivisible} are not. Choose norm_num_groups among the common divisors."
+        )
+
+
+def _per_channel(name, values, channels):
+    """`values` as a tuple of `channels` floats, or None."""
+    if values is None:
+        return None
+    values = tuple(float(value) for value in np.ravel(values))
+    if len(values) != channels:
+        raise ValueError(f"{name} needs one value per latent channel ({channels}), got {len(values)}.")
+    return values
+
+
+def _check_latent_statistics(latents_mean, latents_std, shift_factor):
+    if (latents_mean is None) != (latents_std is None):
+        raise ValueError("Give latents_mean and latents_std together (diffusers uses them only as a pair), or neither.")
+    if latents_mean is not None and shift_factor is not None:
+        raise ValueError(
+            "latents_mean replaces shift_factor in scale_latents; give shift_factor=None with latents_mean/latents_std."
         )

@@ -14,7 +14,7 @@ Two key layouts name the same tensors:
 
 Older diffusers files name the attention `query`, `key`, `value`, `proj_attn`; both are read. Tensors are PyTorch's
 (convolutions `[out, in, kh, kw]`, linear `[out, in]`) and are transposed to Keras' channels-last kernels. Files are
-read with safetensors' NumPy API: no PyTorch is involved.
+read and written with safetensors' NumPy API: no PyTorch is involved. `save_pretrained` writes diffusers' layout.
 """
 
 import json
@@ -24,6 +24,11 @@ import re
 import keras
 import numpy as np
 from safetensors import SafetensorError, safe_open
+from safetensors.numpy import save_file
+
+from tfvae.autoencoder_kl import families, hub
+from tfvae.distributions import DEFAULT_LOGVAR_RANGE
+from tfvae.files.atomic import save_atomically
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
@@ -38,12 +43,19 @@ CONFIG_ARGUMENTS = (
     "layers_per_block",
     "latent_channels",
     "norm_num_groups",
+    "sample_size",
     "scaling_factor",
     "shift_factor",
+    "latents_mean",
+    "latents_std",
+    "force_upcast",
     "use_quant_conv",
     "use_post_quant_conv",
     "mid_block_add_attention",
 )
+# The config.json entries that describe the one architecture tfvae.AutoencoderKL has, with their only value.
+ARCHITECTURE = {"down_block_types": "DownEncoderBlock2D", "up_block_types": "UpDecoderBlock2D", "act_fn": "silu"}
+DIFFUSERS_DEFAULTS = {"force_upcast": True}  # where diffusers' default differs from the constructor's
 _LDM_RENAMES = (
     (r"\.mid\.block_([12])\.", lambda match: f".mid_block.resnets.{int(match.group(1)) - 1}."),
     (r"\.mid\.attn_1\.", ".mid_block.attentions.0."),
@@ -69,23 +81,48 @@ class WeightsError(ValueError):
     """A weights file or folder that does not fit the model: missing, unreadable, or with the wrong tensors."""
 
 
-def load_pretrained(cls, path, **config):
+def load_pretrained(cls, path, subfolder=None, revision=None, family=None, **config):
     """`cls(**config)` with the weights at `path`; see `AutoencoderKL.from_pretrained`."""
+    if hub.is_repo_id(path):
+        path = hub.download_folder(path, (CONFIG_NAME, WEIGHTS_NAME), subfolder, revision)
+    elif revision is not None:
+        raise WeightsError(f"revision={revision!r} selects a Hub commit, but {path} is local; leave revision out.")
+    elif subfolder is not None:
+        path = os.path.join(path, subfolder)
     if os.path.isdir(os.path.join(path, PIPELINE_FOLDER)) and not os.path.exists(os.path.join(path, CONFIG_NAME)):
         path = os.path.join(path, PIPELINE_FOLDER)
-    folder_config = read_config(os.path.join(path, CONFIG_NAME)) if os.path.isdir(path) else None
-    weights_path = os.path.join(path, WEIGHTS_NAME) if os.path.isdir(path) else path
-    tensors = to_diffusers_layout(read_tensors(weights_path))
-    model = cls(**{**(infer_config(tensors) if folder_config is None else folder_config), **config})
+    if os.path.isdir(path):
+        if family is not None:
+            raise WeightsError(f"family={family!r} is for single files; {path} has a config.json that says it all.")
+        weights_path = os.path.join(path, WEIGHTS_NAME)
+        known, tensors = read_config(os.path.join(path, CONFIG_NAME)), to_diffusers_layout(read_tensors(weights_path))
+    else:
+        weights_path = path
+        known, tensors = _read_single_file(path, family, config)
+    model = cls(**{**known, **config})
     assign(model, tensors, weights_path)
     return model
 
 
+def _read_single_file(path, family, config):
+    """`(constructor arguments, diffusers-layout tensors)` of one `.safetensors` file: the arguments its shapes tell,
+    its family's latent scaling unless `config` gives one, and diffusers' defaults."""
+    keys, autoencoder, statistics = read_checkpoint(path)
+    tensors = to_diffusers_layout(autoencoder)
+    known = {**infer_config(tensors), **DIFFUSERS_DEFAULTS}
+    if not {"scaling_factor", "latents_mean"} & set(config):
+        latent_channels = config.get("latent_channels", known.get("latent_channels", 4))
+        known.update(families.settings(keys, statistics, latent_channels, family, source=path))
+    return known, tensors
+
+
 def read_config(path):
-    """The constructor arguments in diffusers' `config.json` at `path` (entries for other purposes are ignored).
+    """The constructor arguments in diffusers' `config.json` at `path`, with diffusers' defaults where they differ
+    from the constructor's (`force_upcast`).
 
     Raises:
-        WeightsError: when the file is missing or describes another architecture.
+        WeightsError: when the file is missing, describes another architecture, or has an entry tfvae does not know
+            (metadata, the entries whose names start with `_`, aside).
     """
     if not os.path.isfile(path):
         raise WeightsError(
@@ -95,19 +132,21 @@ def read_config(path):
     with open(path) as file:
         config = json.load(file)
     class_name = config.get("_class_name", "AutoencoderKL")
-    blocks = {"down_block_types": "DownEncoderBlock2D", "up_block_types": "UpDecoderBlock2D"}
-    unsupported = [
-        f"{key}={config[key]}"
-        for key, block in blocks.items()
-        if key in config and any(entry != block for entry in config[key])
-    ]
-    if class_name != "AutoencoderKL" or config.get("act_fn", "silu") != "silu" or unsupported:
+    if class_name != "AutoencoderKL":
+        raise WeightsError(f"{path} describes a {class_name}; tfvae.AutoencoderKL reads AutoencoderKL configs only.")
+    for key, value in ARCHITECTURE.items():
+        values = config.get(key, value)
+        if any(entry != value for entry in ([values] if isinstance(values, str) else values)):
+            raise WeightsError(
+                f"{path} has {key}={values}; tfvae.AutoencoderKL has diffusers' AutoencoderKL with {key} {value} only."
+            )
+    unknown = sorted(key for key in config if not key.startswith("_") and key not in {*CONFIG_ARGUMENTS, *ARCHITECTURE})
+    if unknown:
         raise WeightsError(
-            f"{path} describes a {class_name} with act_fn={config.get('act_fn', 'silu')} {' '.join(unsupported)}; "
-            "tfvae.AutoencoderKL has diffusers' AutoencoderKL architecture (SiLU, DownEncoderBlock2D, "
-            "UpDecoderBlock2D) only."
+            f"{path} has settings tfvae.AutoencoderKL does not know: {', '.join(unknown)}; it would load a different "
+            "model. Remove them only if they do not change it."
         )
-    return {key: config[key] for key in CONFIG_ARGUMENTS if key in config}
+    return {**DIFFUSERS_DEFAULTS, **{key: config[key] for key in CONFIG_ARGUMENTS if key in config}}
 
 
 def read_tensors(path):
@@ -119,18 +158,76 @@ def read_tensors(path):
     Raises:
         WeightsError: when the file is missing or is not a safetensors file.
     """
+    return read_checkpoint(path)[1]
+
+
+def read_checkpoint(path):
+    """`(keys, tensors, statistics)` of the `.safetensors` file at `path`: all its keys, the autoencoder's tensors
+    (see `read_tensors`), and the latent statistics some checkpoints hold (`families.settings`' `statistics`).
+
+    Raises:
+        WeightsError: when the file is missing or is not a safetensors file.
+    """
     if not os.path.isfile(path):
-        raise WeightsError(f"No weights file at {path}: give a diffusers folder or a .safetensors file.")
+        raise WeightsError(f"No weights file at {path}: give a diffusers folder, a .safetensors file or a Hub id.")
     try:
         with safe_open(path, framework="numpy") as file:
             keys = list(file.keys())
             prefix = next((prefix for prefix in CHECKPOINT_PREFIXES if any(k.startswith(prefix) for k in keys)), "")
-            return {key[len(prefix) :]: file.get_tensor(key) for key in keys if key.startswith(prefix)}
+            tensors = {key[len(prefix) :]: file.get_tensor(key) for key in keys if key.startswith(prefix)}
+            statistics = {key: file.get_tensor(key) for key in ("edm_mean", "edm_std") if key in keys}
     except (SafetensorError, ValueError) as error:
         raise WeightsError(
             f"{path} is not a readable safetensors file ({error}). Convert PyTorch .ckpt/.bin files with "
             "safetensors.torch.save_file."
         ) from error
+    return keys, {key: value for key, value in tensors.items() if key not in statistics}, statistics
+
+
+def save_pretrained(model, folder):
+    """Writes `model` as diffusers' `save_pretrained` does: `folder/config.json` and
+    `folder/diffusion_pytorch_model.safetensors` (float32, diffusers' key layout and PyTorch's kernel order), which
+    `diffusers.AutoencoderKL.from_pretrained(folder)` and `AutoencoderKL.from_pretrained(folder)` load.
+
+    Raises:
+        ValueError: when the model has a setting diffusers' config cannot say (`logvar_range`).
+    """
+    if tuple(model.posterior.logvar_range) != DEFAULT_LOGVAR_RANGE:
+        raise ValueError(
+            f"diffusers' AutoencoderKL clamps the log-variance to {DEFAULT_LOGVAR_RANGE}, this model to "
+            f"{tuple(model.posterior.logvar_range)}: save it with model.save(...) instead."
+        )
+    os.makedirs(folder, exist_ok=True)
+    tensors = dict(diffusers_tensors(model))
+    weights_path = os.path.join(folder, WEIGHTS_NAME)
+    save_atomically(lambda path: save_file(tensors, path, metadata={"format": "pt"}), weights_path)
+    text = json.dumps(diffusers_config(model), indent=2, sort_keys=True)
+    save_atomically(lambda path: _write_text(path, text), os.path.join(folder, CONFIG_NAME))
+
+
+def _write_text(path, text):
+    with open(path, "w") as file:
+        file.write(text)
+
+
+def diffusers_tensors(model):
+    """`(diffusers name, float32 array in PyTorch's layout)` for every variable of `model`."""
+    for name, (variable, to_keras) in _variables(model):
+        value = keras.ops.convert_to_numpy(variable).astype("float32")
+        yield name, np.ascontiguousarray(_to_torch_kernel(value) if to_keras is _to_keras_kernel else value)
+
+
+def diffusers_config(model):
+    """`model`'s settings as diffusers' `AutoencoderKL` `config.json` entries."""
+    config = model.get_config()
+    blocks = len(model.block_out_channels)
+    return {
+        "_class_name": "AutoencoderKL",
+        "down_block_types": [ARCHITECTURE["down_block_types"]] * blocks,
+        "up_block_types": [ARCHITECTURE["up_block_types"]] * blocks,
+        "act_fn": ARCHITECTURE["act_fn"],
+        **{key: config[key] for key in CONFIG_ARGUMENTS},
+    }
 
 
 def to_diffusers_layout(tensors):
@@ -248,6 +345,11 @@ def _torch_shape(keras_shape):
 def _to_keras_kernel(array):
     """A PyTorch kernel `[out, in, *window]` as a Keras kernel `[*window, in, out]`."""
     return np.transpose(array, (*range(2, array.ndim), 1, 0))
+
+
+def _to_torch_kernel(kernel):
+    """A Keras kernel `[*window, in, out]` as a PyTorch kernel `[out, in, *window]` (`_to_keras_kernel`'s inverse)."""
+    return np.transpose(kernel, (kernel.ndim - 1, kernel.ndim - 2, *range(kernel.ndim - 2)))
 
 
 def _identity(array):
