@@ -220,8 +220,16 @@ def _sublayers(name, layer):
     elif isinstance(layer, (keras.layers.GroupNormalization, keras.layers.Conv3D)):
         yield name, layer
     else:
-        for child in layer._layers:
+        for child in _children(layer):
             yield from _sublayers(f"{name}.{_diffusers_name(child.name)}", child)
+
+
+def _children(layer):
+    """The layers `layer` holds in its attributes, directly or in lists (as Keras tracks them)."""
+    for value in vars(layer).values():
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, keras.layers.Layer):
+                yield item
 
 
 def _diffusers_name(keras_name):
