@@ -7,7 +7,7 @@ from tfvae.run import training
 
 
 def test_a_given_image_size_that_does_not_divide_asks_for_a_multiple():
-    config = training.TrainConfig(dataset="photos", model="conv", image_size="30")
+    config = training.make_config(dataset="photos", model="conv", image_size="30")
     with pytest.raises(InputError) as refusal:
         training.build_model(config, (30, 30, 1))
     assert "--image-size 30x30 you gave is not a multiple of 4: choose one that is, such as 28 or 32." in str(
@@ -16,7 +16,7 @@ def test_a_given_image_size_that_does_not_divide_asks_for_a_multiple():
 
 
 def test_an_autoencoder_kl_names_the_multiple_of_its_downsampling():
-    config = training.TrainConfig(dataset="photos", model="autoencoder_kl", image_size="32x17",
+    config = training.make_config(dataset="photos", model="autoencoder_kl", image_size="32x17",
                                   block_out_channels=(8, 16), norm_num_groups=4, discriminator_layers=0)
     with pytest.raises(InputError, match=r"divisible by 2\. The --image-size 32x17 you gave is not a multiple of 2: "
                                          r"choose one that is, such as 16 or 18\. Or give fewer --block-out-channels"):
@@ -24,12 +24,12 @@ def test_an_autoencoder_kl_names_the_multiple_of_its_downsampling():
 
 
 def test_without_an_image_size_the_advice_is_to_give_one():
-    config = training.TrainConfig(dataset="photos", model="conv")
+    config = training.make_config(dataset="photos", model="conv")
     with pytest.raises(InputError, match=r"Resize them with --image-size \(image_size=\), a multiple of 4 such as 16"):
         training.build_model(config, (30, 30, 1))
 
 
 def test_a_size_below_the_multiple_suggests_the_multiple_once():
-    config = training.TrainConfig(dataset="photos", model="conv", image_size="2")
+    config = training.make_config(dataset="photos", model="conv", image_size="2")
     with pytest.raises(InputError, match=r"is not a multiple of 4: choose one that is, such as 4\.$"):
         training.build_model(config, (2, 2, 1))

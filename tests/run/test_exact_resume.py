@@ -51,7 +51,7 @@ def images_file(tmp_path_factory):
 
 
 def config(images_file, run_dir):
-    return training.TrainConfig(
+    return training.make_config(
         dataset=images_file, likelihood="bernoulli", binarize=True, latent_size=2, hidden_units=8, epochs=EPOCHS,
         batch_size=20, learning_rate=0.01, kl_warmup_steps=15, jit_compile="off", steps_per_execution=1,
         output_dir=str(run_dir), export_root=str(run_dir / "export"), verbose=0,

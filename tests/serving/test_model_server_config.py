@@ -3,7 +3,7 @@ import os
 import pytest
 from serving_protos import read_model_server_config, tiny_vae
 
-from tfvae.cli import commands
+from tfvae import cli
 from tfvae.serving import ServingConfigError, export, model_server
 
 
@@ -70,7 +70,7 @@ def test_export_command_sets_versions_and_labels_and_serving_config_regenerates_
     model.save(tmp_path / "vae.keras")
     root = tmp_path / "served"
     export.export_saved_model(model, str(root / "vae"))
-    assert commands.main(["export", str(tmp_path / "vae.keras"), "--model-dir", str(root / "vae"), "--serve-versions",
+    assert cli.main(["export", str(tmp_path / "vae.keras"), "--model-dir", str(root / "vae"), "--serve-versions",
                           "all", "--label", "stable=1", "--label", "canary=2"]) == 0
     config = configs_by_name(root)["vae"]
     assert config.model_version_policy.WhichOneof("policy_choice") == "all"
@@ -79,7 +79,7 @@ def test_export_command_sets_versions_and_labels_and_serving_config_regenerates_
     os.remove(root / "models.config")
     os.rename(root / "vae", root / "renamed")
     capsys.readouterr()
-    assert commands.main(["serving-config", str(root)]) == 0
+    assert cli.main(["serving-config", str(root)]) == 0
     assert capsys.readouterr().out.strip() == f"model config: {root / 'models.config'}"
     assert list(configs_by_name(root)) == ["renamed"]
     assert dict(configs_by_name(root)["renamed"].version_labels) == {"stable": 1, "canary": 2}
@@ -89,11 +89,11 @@ def test_export_command_reports_a_refused_label_in_one_line(tmp_path, capsys):
     model = tiny_vae()
     model.save(tmp_path / "vae.keras")
     argv = ["export", str(tmp_path / "vae.keras"), "--model-dir", str(tmp_path / "vae"), "--label", "stable=2"]
-    assert commands.main(argv) == 1
+    assert cli.main(argv) == 1
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("tfvae export: ") and "label stable names version 2" in line
     assert not os.path.exists(tmp_path / "vae"), "nothing written"
-    assert commands.main([*argv[:-1], "a b=1"]) == 1
+    assert cli.main([*argv[:-1], "a b=1"]) == 1
     assert "got 'a b'" in capsys.readouterr().err
-    assert commands.main(["serving-config", str(tmp_path / "missing")]) == 1
+    assert cli.main(["serving-config", str(tmp_path / "missing")]) == 1
     assert "is not a folder" in capsys.readouterr().err
