@@ -20,7 +20,7 @@ def test_an_autoencoder_kl_names_the_multiple_of_its_downsampling():
                                   block_out_channels=(8, 16), norm_num_groups=4, discriminator_layers=0)
     with pytest.raises(InputError, match=r"divisible by 2\. The --image-size 32x17 you gave is not a multiple of 2: "
                                          r"choose one that is, such as 16 or 18\. Or give fewer --block-out-channels"):
-        training.build_autoencoder_kl_trainer(config, (32, 17, 3))
+        training.build_model(config, (32, 17, 3))
 
 
 def test_without_an_image_size_the_advice_is_to_give_one():
