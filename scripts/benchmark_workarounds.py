@@ -1,8 +1,5 @@
 """What each speed workaround of `tfvae._keras` saves, each on and off in turn, in one process.
 
-- `reuse_keras_skipsets`: one `.keras` backup save of the default `tfvae train` model (Frey Face MLPs), against the
-  same save after Keras' cached skip sets are dropped (as every save was before the workaround), and against a steady
-  training epoch of that run;
 - `FusedAdam`: the first epoch (tracing included) and a steady epoch of the default run, against Keras' `Adam`;
 - `LazyMultivariateNormalDiag`: building the posterior `DiagonalGaussian` from its parameters eagerly (what an eager
   `encode` does after its compiled call), against TFP's `MultivariateNormalDiag`, and one eager `encode`.
@@ -13,10 +10,8 @@ Usage: `python scripts/benchmark_workarounds.py [--rounds 5]`. Run it on a quiet
 
 import argparse
 import datetime
-import os
 import statistics
 import subprocess
-import tempfile
 import time
 
 import keras
@@ -26,10 +21,8 @@ import tensorflow_probability as tfp
 
 import tfvae
 from tfvae import networks
-from tfvae._keras import keras_state
 from tfvae._keras.fused_adam import FusedAdam
 from tfvae.data import frey_face
-from tfvae.run import model_files
 
 FREY_SIZE = 560
 
@@ -46,12 +39,6 @@ def timed(function):
     function()
     return time.perf_counter() - start
 
-
-def drop_skipsets():
-    """Keras' state as before `reuse_keras_skipsets`: the lists filed under the names Keras reads are gone."""
-    state = vars(keras_state._keras_state.GLOBAL_STATE_TRACKER)
-    for name in [name for name in state if name.startswith(keras_state._KERAS_READ_SKIPSET)]:
-        del state[name]
 
 
 class EpochTimes(keras.callbacks.Callback):
@@ -73,33 +60,23 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     x = frey_face.packaged_images().reshape(-1, FREY_SIZE).astype(np.float32) / 255.0
-    results = {name: [] for name in ("save reusing skip sets", "save rebuilding skip sets", "first epoch FusedAdam",
+    results = {name: [] for name in ("first epoch FusedAdam",
                                      "first epoch Adam", "steady epoch FusedAdam", "steady epoch Adam",
                                      "posterior DiagonalGaussian", "posterior MultivariateNormalDiag",
                                      "eager encode")}
     vae = make_vae(FusedAdam())
     params = vae.encoder(x[:1])
     mean, logvar = tf.split(params, 2, axis=-1)
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "backup.keras")
-        model_files.save_model(vae, path)
-        for _ in range(args.rounds):
-            results["save reusing skip sets"].append(statistics.median(
-                timed(lambda: model_files.save_model(vae, path)) for _ in range(5)))
-            saves = []
-            for _ in range(5):
-                drop_skipsets()
-                saves.append(timed(lambda: model_files.save_model(vae, path)))
-            results["save rebuilding skip sets"].append(statistics.median(saves))
-            for name, optimizer in (("FusedAdam", FusedAdam), ("Adam", keras.optimizers.Adam)):
-                first, steady = epoch_times(optimizer(), x)
-                results[f"first epoch {name}"].append(first)
-                results[f"steady epoch {name}"].append(steady)
-            results["posterior DiagonalGaussian"].append(statistics.median(
-                timed(lambda: tfvae.DiagonalGaussian(params)) for _ in range(50)))
-            results["posterior MultivariateNormalDiag"].append(statistics.median(
-                timed(lambda: tfp.distributions.MultivariateNormalDiag(mean, tf.exp(0.5 * logvar))) for _ in range(50)))
-            results["eager encode"].append(statistics.median(timed(lambda: vae.encode(x[:1])) for _ in range(50)))
+    for _ in range(args.rounds):
+        for name, optimizer in (("FusedAdam", FusedAdam), ("Adam", keras.optimizers.Adam)):
+            first, steady = epoch_times(optimizer(), x)
+            results[f"first epoch {name}"].append(first)
+            results[f"steady epoch {name}"].append(steady)
+        results["posterior DiagonalGaussian"].append(statistics.median(
+            timed(lambda: tfvae.DiagonalGaussian(params)) for _ in range(50)))
+        results["posterior MultivariateNormalDiag"].append(statistics.median(
+            timed(lambda: tfp.distributions.MultivariateNormalDiag(mean, tf.exp(0.5 * logvar))) for _ in range(50)))
+        results["eager encode"].append(statistics.median(timed(lambda: vae.encode(x[:1])) for _ in range(50)))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     print(f"{datetime.date.today()}, commit {commit}, TensorFlow {tf.__version__}, Keras {keras.__version__}, "
           f"TFP {tfp.__version__}; python scripts/benchmark_workarounds.py --rounds {args.rounds}")

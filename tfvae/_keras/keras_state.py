@@ -4,13 +4,7 @@ Each function says what it works around, the versions it was checked on (TensorF
 unless it says otherwise) and what happens where the private name is absent: each has a fallback that stays correct.
 """
 
-try:  # PRIVATE: Keras' per-thread state (keras/src/backend/common/global_state.py), for `reuse_keras_skipsets`.
-    from keras.src.backend.common import global_state as _keras_state
-except ImportError:  # another Keras layout: saving works as Keras does it
-    _keras_state = None
 import tensorflow as tf
-
-_KERAS_BUILT_SKIPSET, _KERAS_READ_SKIPSET = "saving_attr_skipset_", "saving_attr_skiplist_"
 
 
 def is_fits_validation(evaluate_kwargs):
@@ -63,23 +57,3 @@ def set_initial_epoch(model, epoch):
         raise RuntimeError("This Keras version does not resume at an epoch through Model._initial_epoch.")
     model._initial_epoch = epoch
 
-
-def reuse_keras_skipsets():
-    """Lets Keras' next `save` or `load_model` reuse the sets of attributes that its earlier ones built.
-
-    Keras (3.15.1) walks a model's attributes to save or load it, skipping those of a plain `Layer`, `Metric`,
-    `Optimizer` and so on: it lists them by building a reference object of each kind and caches the list in its
-    per-thread state as `saving_attr_skipset_<kind>`, but looks it up as `saving_attr_skiplist_<kind>`. So every
-    save builds the reference objects again, a quarter of the time of the backup `tfvae train` writes every epoch
-    (`scripts/benchmark_workarounds.py`). `tfvae.run.model_files.save_model` calls this first: it files each list
-    Keras built under the name it looks up. PRIVATE: Keras' `GLOBAL_STATE_TRACKER` and its key names (Keras
-    3.8-3.15.1). With a Keras that keeps its state elsewhere it does nothing, and with one that reads the names it
-    writes it adds nothing Keras reads: the files Keras writes are the same either way.
-    """
-    tracker = getattr(_keras_state, "GLOBAL_STATE_TRACKER", None)  # this thread's; `clear_session` replaces it
-    if tracker is None:
-        return
-    state = vars(tracker)
-    for name, built in list(state.items()):
-        if name.startswith(_KERAS_BUILT_SKIPSET):
-            state.setdefault(_KERAS_READ_SKIPSET + name.removeprefix(_KERAS_BUILT_SKIPSET), built)

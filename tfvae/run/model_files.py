@@ -5,7 +5,6 @@ import zipfile
 
 import keras
 
-from tfvae._keras.keras_state import reuse_keras_skipsets
 from tfvae.files.atomic import save_atomically
 from tfvae.vae import VAE
 
@@ -15,8 +14,7 @@ class ModelFileError(ValueError):
 
 
 def save_model(model, path):
-    """`model.save(path)`, atomically (`files.atomic.save_atomically`), reusing what Keras' earlier saves built."""
-    reuse_keras_skipsets()
+    """`model.save(path)`, atomically (`files.atomic.save_atomically`)."""
     save_atomically(model.save, path)
 
 
