@@ -358,12 +358,18 @@ def _identity(array):
 
 def _variables(model):
     """`(diffusers name, (variable, conversion))` for every variable of `model`."""
-    for name, layer in _named_layers(model):
+    return named_variables(_named_layers(model), _to_keras_kernel)
+
+
+def named_variables(named_layers, to_keras_kernel):
+    """`(diffusers name, (variable, conversion))` for the GroupNorms' and convolutions' variables of
+    `named_layers`, `(diffusers name, layer)` pairs; `to_keras_kernel` converts a PyTorch kernel to the layer's."""
+    for name, layer in named_layers:
         if isinstance(layer, keras.layers.GroupNormalization):
             yield f"{name}.weight", (layer.gamma, _identity)
             yield f"{name}.bias", (layer.beta, _identity)
         else:
-            yield f"{name}.weight", (layer.kernel, _to_keras_kernel)
+            yield f"{name}.weight", (layer.kernel, to_keras_kernel)
             yield f"{name}.bias", (layer.bias, _identity)
 
 

@@ -26,9 +26,9 @@ from tfvae.autoencoder_kl.weights import (
     PIPELINE_FOLDER,
     WEIGHTS_NAME,
     WeightsError,
-    _identity,
     _to_keras_kernel,
     _torch_shape,
+    named_variables,
 )
 from tfvae.autoencoder_kl_cogvideox.blocks import CausalConv3D, SpatialNorm3D
 
@@ -191,13 +191,7 @@ def _to_keras_conv3d_kernel(array):
 
 def _variables(model):
     """`(diffusers name, (variable, conversion))` for every variable of `model`."""
-    for name, layer in _named_layers(model):
-        if isinstance(layer, keras.layers.GroupNormalization):
-            yield f"{name}.weight", (layer.gamma, _identity)
-            yield f"{name}.bias", (layer.beta, _identity)
-        else:
-            yield f"{name}.weight", (layer.kernel, _to_keras_conv3d_kernel)
-            yield f"{name}.bias", (layer.bias, _identity)
+    return named_variables(_named_layers(model), _to_keras_conv3d_kernel)
 
 
 def _named_layers(model):
