@@ -59,6 +59,23 @@ def test_xla_steps_update_both_networks_as_the_objective_says(rng):
     assert int(trainer.optimizer.iterations) == int(trainer.discriminator_optimizer.iterations) == 2
 
 
+def test_a_seeded_fit_is_the_same_with_and_without_xla(rng):
+    """`jit_compile="auto"` picks the graph on CPU and XLA on accelerators: a seed trains the same way on both."""
+    x = rng.random((8, *SHAPE)).astype(np.float32)
+    histories, weights = {}, {}
+    for jit_compile in (False, True):
+        trainer = make_trainer(discriminator_start=2, optimizer=keras.optimizers.Adam, jit_compile=jit_compile)
+        history = trainer.fit(x, batch_size=4, epochs=3, shuffle=False, verbose=0).history
+        names = ("loss", "reconstruction", "kl", "discriminator_loss")
+        histories[jit_compile] = {name: history[name] for name in names}
+        weights[jit_compile] = [variable.numpy() for variable in trainable(trainer)]
+    for name, values in histories[True].items():
+        np.testing.assert_allclose(values, histories[False][name], rtol=1e-4, atol=1e-6, err_msg=name)
+    assert len(set(np.round(histories[True]["loss"], 4))) == 3, "the loss must move for the comparison to mean anything"
+    for with_xla, without in zip(weights[True], weights[False], strict=True):
+        np.testing.assert_allclose(with_xla, without, rtol=1e-3, atol=1e-5)
+
+
 class Interrupt(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         if epoch == 1:
