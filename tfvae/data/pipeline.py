@@ -61,19 +61,22 @@ def pipeline(images, batch_size, shuffle=True, binarize=False, flatten=True, see
     return _finish(batches, tf.data.experimental.AutoShardPolicy.DATA)
 
 
-def array_batches(arrays, batch_size, shuffle=True):
+def array_batches(arrays, batch_size, shuffle=True, epochs=None):
     """Batches of in-memory arrays, as Keras batches the NumPy arrays given to `fit`, `evaluate` and `predict`.
 
     The batches hold `batch_size` examples, the last one fewer; with `shuffle` the examples are reshuffled every
-    epoch (from TensorFlow's global seed, which `keras.utils.set_random_seed` sets, but not in the order Keras would
-    draw; several workers need that seed set to draw the same order and each take their part of it).
-    Floating-point arrays are cast to Keras' `floatx` (float32 unless set). Unlike Keras' own batches, these run
-    without tf.data's autotuner (see `_finish`).
+    epoch, epoch `e` in the permutation drawn from `(s, e)`: `s` is TensorFlow's global seed (which
+    `keras.utils.set_random_seed` sets; when none is set, a random one), so a `fit` resumed at epoch `e` (given
+    `epochs` as a callback) draws what an uninterrupted one draws there, and several workers draw the same order and
+    each take their part of it. The order is not the one Keras would draw. Floating-point arrays are cast to Keras'
+    `floatx` (float32 unless set). Unlike Keras' own batches, these run without tf.data's autotuner (see `_finish`).
 
     Args:
         arrays: an array, or a tuple of arrays with as many examples each: `(x, y)` or `(x, y, sample_weight)`.
         batch_size: examples per batch.
         shuffle: reshuffle the examples every epoch.
+        epochs: the `EpochCounter` whose epoch each pass draws its order for (give it to `fit` too); None for one
+            that counts this dataset's passes.
 
     Returns:
         A prefetching `tf.data.Dataset` of batches with the structure of `arrays`.
@@ -85,10 +88,16 @@ def array_batches(arrays, batch_size, shuffle=True):
     if len(set(counts)) > 1:
         raise ValueError(f"Data cardinality is ambiguous: the arrays hold {counts} examples; give each as many.")
     tensors = tf.nest.map_structure(_floatx_tensor, arrays)
-    seed = int(tf.random.uniform([], maxval=2**31 - 1, dtype=tf.int64))  # from the global seed
     batches = _each_epoch(lambda seed_pair: _gathered_batches(tensors, batch_size, seed_pair if shuffle else None),
-                          seed, None, _batch_count(counts[0], batch_size, drop_remainder=False))
+                          _global_seed(), epochs, _batch_count(counts[0], batch_size, drop_remainder=False))
     return _finish(batches, shard_policy=tf.data.experimental.AutoShardPolicy.DATA)
+
+
+def _global_seed():
+    """TensorFlow's global seed (`tf.random.set_seed`, `keras.utils.set_random_seed`), else a random int: only the
+    seed itself, not the count of random ops made since it was set, so any process that sets it gets it."""
+    seed, _ = tf.compat.v1.get_seed(None)
+    return int(np.random.default_rng().integers(2**31 - 1)) if seed is None else int(seed)
 
 
 def _each_epoch(one_epoch, seed, epochs, batch_count):
