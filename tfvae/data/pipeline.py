@@ -5,13 +5,14 @@ names the example in messages (a file, or `file#record`), `data` the encoded ima
 `(key, image)`, `image` float32 `[h, w, c]` in [0, 1] at its own size; `preprocess` and `stream` into batches:
 
     records -> decode (parallel) -> bad images: stop or skip -> channels -> resize and centre-crop -> cache
-            -> shuffle (bounded, seeded) -> batch -> binarize -> prefetch
+            -> shuffle (bounded, seeded by epoch) -> batch -> binarize -> prefetch
 
 In-memory arrays take `pipeline` (images) or `array_batches` (what Keras' `fit` takes), which shuffle indices and
 gather each batch in one op.
 
-Each pass over images in memory draws its shuffle order, and each pass of any pipeline its binarization noise, from
-its epoch's seed (see `epochs`): a run resumed at any epoch draws what an uninterrupted run draws there.
+Each pass of a pipeline draws its shuffle order (a permutation of images in memory, or of a stream's files, and the
+shuffle buffer's draws) and its binarization noise from its epoch's seed (see `epochs`): a run resumed at any epoch
+draws what an uninterrupted run draws there.
 """
 
 import math
@@ -147,11 +148,16 @@ def stream(examples, image_shape, batch_size, shuffle=True, binarize=False, flat
            epochs=None):
     """Batches of preprocessed examples (`preprocess`'s output) for `fit`, with caching and a bounded shuffle.
 
+    Everything random in epoch `e` is drawn from `epoch_seed(seed, e)`: the order of `examples` when it is a
+    function, the shuffle buffer's draws and the binarization noise. So a run resumed at epoch `e`, in any process,
+    reads what the uninterrupted run read there.
+
     Args:
-        examples: a `tf.data.Dataset` of float32 images `image_shape`, in a fixed order.
+        examples: the float32 images `image_shape`: a `tf.data.Dataset` in one order for every epoch, or a function
+            from an epoch's int64[2] seed to a dataset of them in an order drawn from that seed (not with `cache`).
         image_shape: `(height, width, channels)` of every image.
         batch_size, binarize, flatten, seed, drop_remainder, epochs: as for `pipeline`.
-        shuffle: shuffle through a buffer anew every epoch.
+        shuffle: shuffle through a buffer, anew every epoch.
         cache: None (decode every epoch), `"memory"`, or a file path prefix to cache the decoded images at.
         shard_policy: how `tf.distribute` splits the data between workers (`OFF` when the examples are already
             those of one input pipeline).
@@ -162,20 +168,35 @@ def stream(examples, image_shape, batch_size, shuffle=True, binarize=False, flat
     """
     if cache is not None:
         examples = examples.cache("" if cache == "memory" else cache)
-    if shuffle:
-        # tf.data's shuffle takes no seed per epoch (a seed tensor fails under a global seed of 0): the order of a
-        # stream is drawn by its seed generator, which starts afresh in each process, and a resumed run sees other
-        # orders than an uninterrupted one. Its binarization is drawn by epoch.
-        buffer_size = buffer_size or max(1, SHUFFLE_BUFFER_BYTES // (4 * math.prod(image_shape)))
-        examples = examples.shuffle(buffer_size, seed=seed, reshuffle_each_iteration=True)
-    if flatten:
-        examples = examples.map(lambda image: tf.reshape(image, [-1]))
-    batches = examples.batch(batch_size, drop_remainder=drop_remainder)
-    if binarize:
-        count = int(batches.cardinality())
-        batches = _each_epoch(lambda seed_pair: _binarized(batches, seed_pair), seed, epochs,
-                              count if count >= 0 else None)
-    return _finish(batches, shard_policy)
+    buffer_size = buffer_size or max(1, SHUFFLE_BUFFER_BYTES // (4 * math.prod(image_shape)))
+
+    def one_epoch(seed_pair):
+        epoch_examples = examples(_derived(seed_pair, 3)) if callable(examples) else examples
+        if shuffle:
+            epoch_examples = _shuffled(epoch_examples, buffer_size, _derived(seed_pair, 4))
+        if flatten:
+            epoch_examples = epoch_examples.map(lambda image: tf.reshape(image, [-1]))
+        batches = epoch_examples.batch(batch_size, drop_remainder=drop_remainder)
+        return _binarized(batches, seed_pair) if binarize else batches
+
+    count = -1 if callable(examples) else int(examples.cardinality())
+    batch_count = _batch_count(count, batch_size, drop_remainder) if count >= 0 else None
+    return _finish(_each_epoch(one_epoch, seed, epochs, batch_count), shard_policy)
+
+
+def _shuffled(dataset, buffer_size, seed_pair):
+    """`dataset` shuffled through a buffer of `buffer_size` elements, its draws seeded by the int64[2] `seed_pair`.
+
+    `Dataset.shuffle` takes a seed tensor only where TensorFlow's global seed is not 0 (its seed check reads the
+    tensor as a Python bool inside a `tf.data` function), so the shuffle op is made here with the seeds given.
+    """
+    specs = tf.nest.flatten(dataset.element_spec)
+    variant = tf.raw_ops.ShuffleDatasetV3(
+        input_dataset=tf.data.experimental.to_variant(dataset), buffer_size=tf.constant(buffer_size, tf.int64),
+        seed=seed_pair[0], seed2=seed_pair[1], seed_generator=tf.raw_ops.DummySeedGenerator(),
+        reshuffle_each_iteration=False, output_types=[spec.dtype for spec in specs],
+        output_shapes=[spec.shape for spec in specs])
+    return tf.data.experimental.from_variant(variant, dataset.element_spec)
 
 
 def decode(data):
