@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae._keras import keras_state
+from tfvae._keras.step_progress_bar import StepProgressBar
 from tfvae.data import EpochCounter, array_batches
 from tfvae.input_checks import InputError
 
@@ -29,7 +30,9 @@ class TrainableModel(keras.Model):
        the uninterrupted one; `validation_split` takes the last examples), but without tf.data's autotuner, whose
        iterator Keras deletes at every epoch's start and which then sometimes waits for its thread. Datasets,
        generators and `PyDataset`s go to Keras as they are, and so do arrays given with a number of steps.
-    3. **run exactly the steps asked for**: Keras runs whole groups of `steps_per_execution` steps, so on data that
+    3. **count the steps that ran** in the progress bar (`StepProgressBar`), not whole calls of
+       `steps_per_execution` steps, which on data of unknown size counted 20 steps for 11.
+    4. **run exactly the steps asked for**: Keras runs whole groups of `steps_per_execution` steps, so on data that
        outlasts them `fit(..., steps_per_epoch=13)` would train 20 steps an epoch at 10 steps per call. A call given
        its number of steps (`fit`'s `steps_per_epoch` and, with validation data, `validation_steps`; `evaluate`'s and
        `predict`'s `steps`) runs the largest number of steps per call up to `steps_per_execution` that divides every
@@ -104,6 +107,9 @@ class TrainableModel(keras.Model):
             examples = _examples(*keras.utils.unpack_x_y_sample_weight(validation_data)[:2])
             validation_data = array_batches(examples, validation_batch_size or KERAS_BATCH_SIZE, shuffle=False)
             validation_batch_size = None
+        if verbose != 0 and not isinstance(callbacks, keras.callbacks.CallbackList) and not any(
+                isinstance(callback, keras.callbacks.ProgbarLogger) for callback in callbacks or []):
+            callbacks = _with_callback(callbacks, StepProgressBar())
         validated = validation_data is not None or validation_split
         with self._whole_executions(steps_per_epoch, validation_steps if validated else None):
             return super().fit(
