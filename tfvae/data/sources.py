@@ -78,8 +78,9 @@ class ImageFolder:
         self.count = len(paths)
 
     def records(self, order_seed=None, input_context=None):
-        return shard(in_order(self.paths, order_seed), input_context).map(lambda path: (path, tf.io.read_file(path)),
-                                               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        paths = shard(in_order(self.paths, order_seed), input_context)
+        return paths.map(lambda path: (path, tf.io.read_file(path)), num_parallel_calls=tf.data.AUTOTUNE,
+                         deterministic=True)
 
 
 def list_images(root):
