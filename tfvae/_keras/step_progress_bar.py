@@ -14,8 +14,8 @@ class StepProgressBar(keras.callbacks.ProgbarLogger):
     """
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._first_step = int(self.model.optimizer.iterations)
+        self.epoch_start_step = int(self.model.optimizer.iterations)
         super().on_epoch_begin(epoch, logs)
 
     def on_train_batch_end(self, batch, logs=None):
-        super().on_train_batch_end(int(self.model.optimizer.iterations) - self._first_step - 1, logs)
+        super().on_train_batch_end(int(self.model.optimizer.iterations) - self.epoch_start_step - 1, logs)
