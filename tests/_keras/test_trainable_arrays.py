@@ -84,6 +84,49 @@ def test_fit_gives_keras_batches_reshuffled_at_every_pass_unless_told_not_to(rng
     assert sorted(map(bytes, first)) == sorted(map(bytes, data.numpy()))
 
 
+class InterruptAtEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def fitted_vae(data, epochs, model=None, **kwargs):
+    """`model` (a new Bernoulli VAE when None) fitted on the arrays `data`, shuffled in batches of 16."""
+    if model is None:
+        model = make_vae("bernoulli")
+        model.compile()
+    model.fit(data, epochs=epochs, batch_size=16, verbose=0, **kwargs)
+    return model
+
+
+def assert_same_state(model, expected):
+    """The weights, the optimizer's variables and the noise state of `model` are those of `expected`, bit for bit."""
+    def state(model):
+        return [np.asarray(variable) for variable in
+                (*model.weights, *model.optimizer.variables, model.seed_generator.state)]
+
+    for variable, expected_variable in zip(state(model), state(expected), strict=True):
+        np.testing.assert_array_equal(variable, expected_variable)
+
+
+def test_a_fit_on_arrays_resumed_at_its_epoch_shuffles_as_the_uninterrupted_fit(rng, tmp_path):
+    data = binary_data(rng, 96)
+    uninterrupted = fitted_vae(data, epochs=4)
+    # Resumed by `initial_epoch` in a fresh model loaded from the `.keras` file of epoch 2.
+    fitted_vae(data, epochs=2).save(tmp_path / "epoch-2.keras")
+    loaded = keras.models.load_model(tmp_path / "epoch-2.keras")
+    assert_same_state(fitted_vae(data, epochs=4, model=loaded, initial_epoch=2), uninterrupted)
+    # Resumed by Keras' `BackupAndRestore` after an interruption at the start of epoch 2.
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+    with pytest.raises(KeyboardInterrupt):
+        fitted_vae(data, epochs=4, callbacks=[backup, InterruptAtEpoch(2)])
+    assert_same_state(fitted_vae(data, epochs=4, callbacks=[backup]), uninterrupted)
+
+
 def test_validation_split_takes_the_last_examples_before_shuffling(rng, keras_calls):
     data = binary_data(rng, 50)
     model = make_vae("bernoulli")

@@ -8,7 +8,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae._keras import keras_state
-from tfvae.data import array_batches
+from tfvae._keras.step_progress_bar import StepProgressBar
+from tfvae.data import EpochCounter, array_batches
 from tfvae.input_checks import InputError
 
 KERAS_BATCH_SIZE = 32  # the batch size Keras gives arrays when none is given
@@ -24,11 +25,14 @@ class TrainableModel(keras.Model):
        again at each epoch's end. Per-example weights (`sample_weight`, `class_weight`, `(x, y, w)` datasets) are
        refused: the models' losses are their own objectives averaged over the batch, which weights would not enter.
     2. **batch in-memory arrays** with `tfvae.data.array_batches`: the batches Keras would make (`batch_size`
-       examples, 32 unless given, reshuffled every epoch unless `shuffle=False`; `validation_split` takes the last
-       examples), but without tf.data's autotuner, whose iterator Keras deletes at every epoch's start and which then
-       sometimes waits for its thread. Datasets, generators and `PyDataset`s go to Keras as they are, and so do arrays
-       given with a number of steps.
-    3. **run exactly the steps asked for**: Keras runs whole groups of `steps_per_execution` steps, so on data that
+       examples, 32 unless given, reshuffled every epoch unless `shuffle=False`, each epoch's order drawn from the
+       global seed and `fit`'s epoch so that a `fit` resumed by `initial_epoch` or `BackupAndRestore` shuffles as
+       the uninterrupted one; `validation_split` takes the last examples), but without tf.data's autotuner, whose
+       iterator Keras deletes at every epoch's start and which then sometimes waits for its thread. Datasets,
+       generators and `PyDataset`s go to Keras as they are, and so do arrays given with a number of steps.
+    3. **count the steps that ran** in the progress bar (`StepProgressBar`), not whole calls of
+       `steps_per_execution` steps, which on data of unknown size counted 20 steps for 11.
+    4. **run exactly the steps asked for**: Keras runs whole groups of `steps_per_execution` steps, so on data that
        outlasts them `fit(..., steps_per_epoch=13)` would train 20 steps an epoch at 10 steps per call. A call given
        its number of steps (`fit`'s `steps_per_epoch` and, with validation data, `validation_steps`; `evaluate`'s and
        `predict`'s `steps`) runs the largest number of steps per call up to `steps_per_execution` that divides every
@@ -92,13 +96,20 @@ class TrainableModel(keras.Model):
             if validation_split and validation_data is None:
                 (x, y), validation_data = _split((x, y), validation_split)
             validation_split = 0.0
-            x, y = array_batches(_examples(x, y), batch_size or KERAS_BATCH_SIZE, shuffle), None
+            # Each epoch's order is drawn for `fit`'s epoch, the one `initial_epoch` or Keras' `BackupAndRestore`
+            # starts from included, so a resumed `fit` shuffles as the uninterrupted one did.
+            data_epochs = EpochCounter()
+            callbacks = _with_callback(callbacks, data_epochs)
+            x, y = array_batches(_examples(x, y), batch_size or KERAS_BATCH_SIZE, shuffle, data_epochs), None
             validation_batch_size = validation_batch_size or batch_size
             batch_size, shuffle = None, False  # the batches are reshuffled every epoch already
         if _holds_arrays(validation_data) and validation_steps is None:
             examples = _examples(*keras.utils.unpack_x_y_sample_weight(validation_data)[:2])
             validation_data = array_batches(examples, validation_batch_size or KERAS_BATCH_SIZE, shuffle=False)
             validation_batch_size = None
+        if verbose != 0 and not isinstance(callbacks, keras.callbacks.CallbackList) and not any(
+                isinstance(callback, keras.callbacks.ProgbarLogger) for callback in callbacks or []):
+            callbacks = _with_callback(callbacks, StepProgressBar())
         validated = validation_data is not None or validation_split
         with self._whole_executions(steps_per_epoch, validation_steps if validated else None):
             return super().fit(
@@ -182,6 +193,14 @@ def _refuse_weights(**weights):
             f"{' and '.join(given)} given, but tfvae's models weight every example alike: their loss is their own "
             "objective averaged over the batch. Repeat or subsample examples to change their weight."
         )
+
+
+def _with_callback(callbacks, callback):
+    """`callbacks` (None, a list or a `keras.callbacks.CallbackList`) with `callback` added at the end."""
+    if isinstance(callbacks, keras.callbacks.CallbackList):
+        callbacks.append(callback)
+        return callbacks
+    return [*(callbacks or []), callback]
 
 
 def _batched_in_order(x, y, batch_size, steps):

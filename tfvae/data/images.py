@@ -8,6 +8,7 @@ images as a NumPy array, for pictures and diagnostics) and `skipped` (bad images
 
 import atexit
 import contextlib
+import functools
 import glob
 import hashlib
 import os
@@ -16,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae.data import arrays, download_hosts, pipeline, sources
+from tfvae.data.epochs import epoch_seed
 from tfvae.data.errors import DataError
 from tfvae.files.run_lock import RunLock, RunLockedError
 
@@ -25,6 +27,7 @@ CACHE_CHOICES = ("auto", "memory", "none")  # or a folder
 # `cache="auto"` keeps a streamed set in memory when its decoded float32 images take at most this many bytes.
 CACHE_IN_MEMORY_BYTES = 2**30
 _TFDS_READ_BATCH = 10_000
+ONE_ORDER = -1  # the epoch number whose seed orders the files of a set read in one order every epoch (cached, tfds)
 _HELD_CACHE_FOLDERS = set()  # cache folders this process holds
 _LOCAL_HELP = (
     "Point tfvae at local files instead: a folder of images, TFRecord files, a folder with MNIST-style IDX files "
@@ -141,25 +144,31 @@ class StreamedImages:
             self._undecodable = pipeline.undecodable_keys(self.source.records()) if self.source.encoded else []
         return self._undecodable
 
-    def examples(self, shuffle_seed=None, reshuffle=True, input_context=None):
-        """The preprocessed images, one by one: files in order, or shuffled by `shuffle_seed` (every epoch, or once);
-        with an `input_context`, those of its input pipeline."""
-        decoded = self._decoded(self.source.records(shuffle_seed, reshuffle, input_context))
+    def examples(self, order_seed=None, input_context=None):
+        """The preprocessed images, one by one: files in order, or in the permutation the int64[2] `order_seed`
+        draws; with an `input_context`, those of its input pipeline."""
+        decoded = self._decoded(self.source.records(order_seed, input_context))
         return pipeline.preprocess(decoded, self.channels, self.image_size, self.image_shape[:2])
 
     def batches(self, batch_size, shuffle=True, binarize=False, flatten=True, seed=0, drop_remainder=False,
                 epochs=None, input_context=None):
         """A `tf.data.Dataset` of batches; see `pipeline.stream`.
 
-        A cached set is cached with its files shuffled once, then shuffled through the buffer every epoch: through
-        all of it when the cache is in memory.
+        With `shuffle`, epoch `e`'s order is drawn from `(seed, e)` alone, so a run resumed at any epoch, in any
+        process, reads what the uninterrupted run read there. A folder of images or TFRecords read anew every epoch
+        reads its files in a permutation drawn for the epoch; a cached set is cached with its files in one
+        permutation of the seed (a `tfds` set is read so), and every set is then shuffled through the buffer by a
+        seed drawn for the epoch: through all of it when the cache is in memory.
 
         Args:
             input_context: a `tf.distribute.InputContext` (from `strategy.distribute_datasets_from_function`): read
                 and decode only the files (or records) of its input pipeline, in batches of its share of
                 `batch_size`. Without it, a multi-worker strategy gives each worker its part of the decoded images.
         """
-        examples = self.examples(seed if shuffle else None, self.cache is None, input_context)
+        if shuffle and self.cache is None and self.source.orders_in_pipeline:
+            examples = functools.partial(self.examples, input_context=input_context)  # of each epoch's order seed
+        else:
+            examples = self.examples(epoch_seed(seed, ONE_ORDER) if shuffle else None, input_context)
         buffer = self.count if self.cache == "memory" else None
         cache = self.cache
         policy = self.source.shard_policy

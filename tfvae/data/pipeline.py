@@ -5,13 +5,14 @@ names the example in messages (a file, or `file#record`), `data` the encoded ima
 `(key, image)`, `image` float32 `[h, w, c]` in [0, 1] at its own size; `preprocess` and `stream` into batches:
 
     records -> decode (parallel) -> bad images: stop or skip -> channels -> resize and centre-crop -> cache
-            -> shuffle (bounded, seeded) -> batch -> binarize -> prefetch
+            -> shuffle (bounded, seeded by epoch) -> batch -> binarize -> prefetch
 
 In-memory arrays take `pipeline` (images) or `array_batches` (what Keras' `fit` takes), which shuffle indices and
 gather each batch in one op.
 
-Each pass over images in memory draws its shuffle order, and each pass of any pipeline its binarization noise, from
-its epoch's seed (see `epochs`): a run resumed at any epoch draws what an uninterrupted run draws there.
+Each pass of a pipeline draws its shuffle order (a permutation of images in memory, or of a stream's files, and the
+shuffle buffer's draws) and its binarization noise from its epoch's seed (see `epochs`): a run resumed at any epoch
+draws what an uninterrupted run draws there.
 """
 
 import math
@@ -61,19 +62,22 @@ def pipeline(images, batch_size, shuffle=True, binarize=False, flatten=True, see
     return _finish(batches, tf.data.experimental.AutoShardPolicy.DATA)
 
 
-def array_batches(arrays, batch_size, shuffle=True):
+def array_batches(arrays, batch_size, shuffle=True, epochs=None):
     """Batches of in-memory arrays, as Keras batches the NumPy arrays given to `fit`, `evaluate` and `predict`.
 
     The batches hold `batch_size` examples, the last one fewer; with `shuffle` the examples are reshuffled every
-    epoch (from TensorFlow's global seed, which `keras.utils.set_random_seed` sets, but not in the order Keras would
-    draw; several workers need that seed set to draw the same order and each take their part of it).
-    Floating-point arrays are cast to Keras' `floatx` (float32 unless set). Unlike Keras' own batches, these run
-    without tf.data's autotuner (see `_finish`).
+    epoch, epoch `e` in the permutation drawn from `(s, e)`: `s` is TensorFlow's global seed (which
+    `keras.utils.set_random_seed` sets; when none is set, a random one), so a `fit` resumed at epoch `e` (given
+    `epochs` as a callback) draws what an uninterrupted one draws there, and several workers draw the same order and
+    each take their part of it. The order is not the one Keras would draw. Floating-point arrays are cast to Keras'
+    `floatx` (float32 unless set). Unlike Keras' own batches, these run without tf.data's autotuner (see `_finish`).
 
     Args:
         arrays: an array, or a tuple of arrays with as many examples each: `(x, y)` or `(x, y, sample_weight)`.
         batch_size: examples per batch.
         shuffle: reshuffle the examples every epoch.
+        epochs: the `EpochCounter` whose epoch each pass draws its order for (give it to `fit` too); None for one
+            that counts this dataset's passes.
 
     Returns:
         A prefetching `tf.data.Dataset` of batches with the structure of `arrays`.
@@ -85,10 +89,16 @@ def array_batches(arrays, batch_size, shuffle=True):
     if len(set(counts)) > 1:
         raise ValueError(f"Data cardinality is ambiguous: the arrays hold {counts} examples; give each as many.")
     tensors = tf.nest.map_structure(_floatx_tensor, arrays)
-    seed = int(tf.random.uniform([], maxval=2**31 - 1, dtype=tf.int64))  # from the global seed
     batches = _each_epoch(lambda seed_pair: _gathered_batches(tensors, batch_size, seed_pair if shuffle else None),
-                          seed, None, _batch_count(counts[0], batch_size, drop_remainder=False))
+                          _global_seed(), epochs, _batch_count(counts[0], batch_size, drop_remainder=False))
     return _finish(batches, shard_policy=tf.data.experimental.AutoShardPolicy.DATA)
+
+
+def _global_seed():
+    """TensorFlow's global seed (`tf.random.set_seed`, `keras.utils.set_random_seed`), else a random int: only the
+    seed itself, not the count of random ops made since it was set, so any process that sets it gets it."""
+    seed, _ = tf.compat.v1.get_seed(None)
+    return int(np.random.default_rng().integers(2**31 - 1)) if seed is None else int(seed)
 
 
 def _each_epoch(one_epoch, seed, epochs, batch_count):
@@ -138,11 +148,16 @@ def stream(examples, image_shape, batch_size, shuffle=True, binarize=False, flat
            epochs=None):
     """Batches of preprocessed examples (`preprocess`'s output) for `fit`, with caching and a bounded shuffle.
 
+    Everything random in epoch `e` is drawn from `epoch_seed(seed, e)`: the order of `examples` when it is a
+    function, the shuffle buffer's draws and the binarization noise. So a run resumed at epoch `e`, in any process,
+    reads what the uninterrupted run read there.
+
     Args:
-        examples: a `tf.data.Dataset` of float32 images `image_shape`, in a fixed order.
+        examples: the float32 images `image_shape`: a `tf.data.Dataset` in one order for every epoch, or a function
+            from an epoch's int64[2] seed to a dataset of them in an order drawn from that seed (not with `cache`).
         image_shape: `(height, width, channels)` of every image.
         batch_size, binarize, flatten, seed, drop_remainder, epochs: as for `pipeline`.
-        shuffle: shuffle through a buffer anew every epoch.
+        shuffle: shuffle through a buffer, anew every epoch.
         cache: None (decode every epoch), `"memory"`, or a file path prefix to cache the decoded images at.
         shard_policy: how `tf.distribute` splits the data between workers (`OFF` when the examples are already
             those of one input pipeline).
@@ -153,20 +168,35 @@ def stream(examples, image_shape, batch_size, shuffle=True, binarize=False, flat
     """
     if cache is not None:
         examples = examples.cache("" if cache == "memory" else cache)
-    if shuffle:
-        # tf.data's shuffle takes no seed per epoch (a seed tensor fails under a global seed of 0): the order of a
-        # stream is drawn by its seed generator, which starts afresh in each process, and a resumed run sees other
-        # orders than an uninterrupted one. Its binarization is drawn by epoch.
-        buffer_size = buffer_size or max(1, SHUFFLE_BUFFER_BYTES // (4 * math.prod(image_shape)))
-        examples = examples.shuffle(buffer_size, seed=seed, reshuffle_each_iteration=True)
-    if flatten:
-        examples = examples.map(lambda image: tf.reshape(image, [-1]))
-    batches = examples.batch(batch_size, drop_remainder=drop_remainder)
-    if binarize:
-        count = int(batches.cardinality())
-        batches = _each_epoch(lambda seed_pair: _binarized(batches, seed_pair), seed, epochs,
-                              count if count >= 0 else None)
-    return _finish(batches, shard_policy)
+    buffer_size = buffer_size or max(1, SHUFFLE_BUFFER_BYTES // (4 * math.prod(image_shape)))
+
+    def one_epoch(seed_pair):
+        epoch_examples = examples(_derived(seed_pair, 3)) if callable(examples) else examples
+        if shuffle:
+            epoch_examples = _shuffled(epoch_examples, buffer_size, _derived(seed_pair, 4))
+        if flatten:
+            epoch_examples = epoch_examples.map(lambda image: tf.reshape(image, [-1]))
+        batches = epoch_examples.batch(batch_size, drop_remainder=drop_remainder)
+        return _binarized(batches, seed_pair) if binarize else batches
+
+    count = -1 if callable(examples) else int(examples.cardinality())
+    batch_count = _batch_count(count, batch_size, drop_remainder) if count >= 0 else None
+    return _finish(_each_epoch(one_epoch, seed, epochs, batch_count), shard_policy)
+
+
+def _shuffled(dataset, buffer_size, seed_pair):
+    """`dataset` shuffled through a buffer of `buffer_size` elements, its draws seeded by the int64[2] `seed_pair`.
+
+    `Dataset.shuffle` takes a seed tensor only where TensorFlow's global seed is not 0 (its seed check reads the
+    tensor as a Python bool inside a `tf.data` function), so the shuffle op is made here with the seeds given.
+    """
+    specs = tf.nest.flatten(dataset.element_spec)
+    variant = tf.raw_ops.ShuffleDatasetV3(
+        input_dataset=tf.data.experimental.to_variant(dataset), buffer_size=tf.constant(buffer_size, tf.int64),
+        seed=seed_pair[0], seed2=seed_pair[1], seed_generator=tf.raw_ops.DummySeedGenerator(),
+        reshuffle_each_iteration=False, output_types=[spec.dtype for spec in specs],
+        output_shapes=[spec.shape for spec in specs])
+    return tf.data.experimental.from_variant(variant, dataset.element_spec)
 
 
 def decode(data):

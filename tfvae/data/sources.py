@@ -1,10 +1,12 @@
 """Where streamed images come from: folders of image files, TFRecord files, and `tensorflow_datasets` sets.
 
-Each source's `records(shuffle_seed=None, reshuffle=True, input_context=None)` gives a `tf.data.Dataset` of
-`(key, data)`: `key` names the example in messages (a file, `file#record`, a tfds id) and `data` is the encoded image
-(when the source's `encoded` is True) or a float32 image `[h, w, c]` in [0, 1]. The records come in a fixed order, or
-with their files shuffled by a seed (anew every epoch, or once); with a `tf.distribute.InputContext`, only the part of
-that input pipeline. `shard_policy` says how `tf.distribute` may shard a source read without an input context.
+Each source's `records(order_seed=None, input_context=None)` gives a `tf.data.Dataset` of `(key, data)`: `key` names
+the example in messages (a file, `file#record`, a tfds id) and `data` is the encoded image (when the source's
+`encoded` is True) or a float32 image `[h, w, c]` in [0, 1]. The records come with their files in a fixed order, or in
+the permutation an int64[2] `order_seed` draws; with a `tf.distribute.InputContext`, only the part of that input
+pipeline. A source whose `orders_in_pipeline` is True takes an `order_seed` computed inside a `tf.data` function (an
+epoch's, see `tfvae.data.epochs`); the others need a concrete one. `shard_policy` says how `tf.distribute` may shard a
+source read without an input context.
 
 Nothing here builds a dataset per file or per record: such datasets, interleaved, kept about 10 KiB each after they
 ended, so a pipeline's memory grew with the number of images it had read. Folders and TFRecords hold out a validation
@@ -30,6 +32,15 @@ def held_out(keys, fraction):
     return tf.strings.to_hash_bucket_fast(keys, _HASH_BUCKETS) < round(fraction * _HASH_BUCKETS)
 
 
+def in_order(names, order_seed=None):
+    """A dataset of the strings `names`, in their order or in the permutation that the int64[2] `order_seed` draws
+    (`tf.random.experimental.stateless_shuffle`: the same for the same seed in any process)."""
+    names = tf.constant(names, tf.string)
+    if order_seed is not None:
+        names = tf.random.experimental.stateless_shuffle(names, seed=order_seed)
+    return tf.data.Dataset.from_tensor_slices(names)
+
+
 def shard(dataset, input_context):
     """The elements of `dataset` that belong to the input pipeline of `input_context` (all when it is None)."""
     if input_context is None:
@@ -47,6 +58,7 @@ class ImageFolder:
     """
 
     encoded = True
+    orders_in_pipeline = True
     # The files are read by a `map` (no reader dataset for FILE sharding to find): without an input context,
     # tf.distribute shards the decoded images.
     shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -65,12 +77,10 @@ class ImageFolder:
         self.paths = paths
         self.count = len(paths)
 
-    def records(self, shuffle_seed=None, reshuffle=True, input_context=None):
-        paths = tf.data.Dataset.from_tensor_slices(tf.constant(self.paths, tf.string))
-        if shuffle_seed is not None:
-            paths = paths.shuffle(len(self.paths), seed=shuffle_seed, reshuffle_each_iteration=reshuffle)
-        return shard(paths, input_context).map(lambda path: (path, tf.io.read_file(path)),
-                                               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    def records(self, order_seed=None, input_context=None):
+        paths = shard(in_order(self.paths, order_seed), input_context)
+        return paths.map(lambda path: (path, tf.io.read_file(path)), num_parallel_calls=tf.data.AUTOTUNE,
+                         deterministic=True)
 
 
 def list_images(root):
@@ -102,6 +112,7 @@ class TFRecordFiles:
     """
 
     encoded = True
+    orders_in_pipeline = True
     # Bad images are dropped after the reader (`ignore_errors`, `scan`), where tf.distribute cannot shard by file.
     shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     count = None
@@ -113,10 +124,8 @@ class TFRecordFiles:
         self.holdout = holdout
         self._check_key()
 
-    def records(self, shuffle_seed=None, reshuffle=True, input_context=None):
-        files = tf.data.Dataset.from_tensor_slices(self.files)
-        if shuffle_seed is not None:
-            files = files.shuffle(len(self.files), seed=shuffle_seed, reshuffle_each_iteration=reshuffle)
+    def records(self, order_seed=None, input_context=None):
+        files = in_order(self.files, order_seed)
         # Each input pipeline reads its own files when there are enough of them, else its own records of all files.
         by_file = input_context is not None and len(self.files) >= input_context.num_input_pipelines
         records = shard(files, input_context) if by_file else files
@@ -180,6 +189,7 @@ class TfdsImages:
     """
 
     encoded = False  # tfds decodes the images
+    orders_in_pipeline = False  # tfds shuffles its files by an int seed, given when the dataset is made
     shard_policy = tf.data.experimental.AutoShardPolicy.AUTO
 
     def __init__(self, name, split, info, load, image_key=None):
@@ -192,11 +202,12 @@ class TfdsImages:
                             f"{sorted(info.features)}. Name the image feature with --image-key (image_key=).")
         self.count = _split_size(info, split)
 
-    def records(self, shuffle_seed=None, reshuffle=True, input_context=None):
+    def records(self, order_seed=None, input_context=None):
         import tensorflow_datasets as tfds
 
+        shuffle_seed = None if order_seed is None else int(order_seed[0]) % 2**31
         read_config = tfds.ReadConfig(add_tfds_id=True, shuffle_seed=shuffle_seed, try_autocache=False,
-                                      shuffle_reshuffle_each_iteration=reshuffle, input_context=input_context)
+                                      shuffle_reshuffle_each_iteration=False, input_context=input_context)
         dataset = self.load(self.split, shuffle_files=shuffle_seed is not None, read_config=read_config)
         return dataset.map(lambda example: (example["tfds_id"],
                                             tf.image.convert_image_dtype(example[self.image_key], tf.float32)),
