@@ -130,7 +130,9 @@ def _add_encode(commands, logging):
         description="Encode every image of a data set with an AutoencoderKL, or every clip of a set of videos with "
         "an AutoencoderKLCogVideoX (a .keras file saved by tfvae, or a diffusers folder; the model decides which), "
         "and write the posterior moments as TFRecord shards, described by latents.json. Killed midway, the same "
-        "command resumes after the last finished shard. Flags marked [video] are for a video autoencoder only.",
+        "command resumes after the last finished shard. For a video autoencoder --dataset is a folder of videos "
+        "(MP4, WebM, MKV, AVI through PyAV: pip install \"tfvae[video]\"; GIF) or TFRecord files of videos, cut into "
+        "clips in file order; flags marked [video] are for a video autoencoder only.",
     )
     encode.add_argument("model", help="an AutoencoderKL or AutoencoderKLCogVideoX: a .keras file (model.keras or "
                         "best.keras of a run), or a diffusers folder (config.json and its safetensors; its "
