@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 
+CODECS = {".mp4": "libx264", ".webm": "libvpx-vp9", ".mkv": "libx264", ".avi": "mpeg4"}  # PyAV's, by suffix
 SHARED_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
 
 
@@ -128,3 +129,24 @@ def reload_and_serve(model, x, folder):
     loaded.export(os.path.join(folder, "saved_model"))
     exported = tf.saved_model.load(os.path.join(folder, "saved_model"))
     return loaded, exported.serve(tf.constant(x)).numpy()
+
+
+def write_video(path, frames):
+    """Writes uint8 RGB `frames` `[T, h, w, 3]` with PyAV, in the codec that `path`'s suffix names."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(CODECS[os.path.splitext(path)[1]], rate=8)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def write_gif(path, frames):
+    """Writes uint8 RGB `frames` `[T, h, w, 3]` as an animated GIF with Pillow (TensorFlow decodes GIFs, no extra)."""
+    from PIL import Image
+
+    images = [Image.fromarray(frame) for frame in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=100, loop=0)

@@ -6,6 +6,7 @@ import os
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from autoencoder_kl_cogvideox.fixtures import video
 from tfvae.autoencoder_kl_cogvideox import AutoencoderKLCogVideoX
@@ -39,6 +40,16 @@ def test_a_video_of_1_plus_4k_frames_has_1_plus_k_latent_frames(tiny):
     assert tiny(x).shape == x.shape
     assert tiny.encode(x[:, :5]).mean().shape[1] == 2
     assert tiny.decode(posterior.mode()[:, :2]).shape[1] == 8  # an even one: 4 T' frames, as diffusers decodes
+
+
+def test_a_graph_traced_for_a_known_frame_count_encodes_and_decodes_across_chunks_as_eager_code_does(tiny):
+    """17 frames are two encoder chunks (9 + 8) and their five latent frames three decoder chunks (3 + 2); traced for
+    a known frame count, as `fit`'s train step is, the chunks are unrolled (the loop for an unknown frame count is
+    the SavedModel signatures', tested in test_serving.py)."""
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 17, 8, 8, 3)).astype("float32")
+    np.testing.assert_allclose(tf.function(tiny.encode_moments)(x), tiny.encode_moments(x), atol=1e-5)
+    z = tiny.encode(x).mode()
+    np.testing.assert_allclose(tf.function(tiny.decode)(z), tiny.decode(z), atol=1e-5)
 
 
 def test_the_encoder_is_causal_a_frame_sees_no_later_frame(tiny):

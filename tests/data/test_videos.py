@@ -1,19 +1,17 @@
 """Video clips from folders of video files and TFRecords of frames: clip boundaries, stride, resizing, bad videos."""
 
-import os
 import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
+from helpers import CODECS, write_gif, write_video
 
 from tfvae import data
 from tfvae.data import videos
 
 av = pytest.importorskip("av")
 
-CODECS = {".mp4": "libx264", ".webm": "libvpx-vp9", ".mkv": "libx264", ".avi": "mpeg4"}
 STEP = 10  # the gray level between two numbered frames
 
 
@@ -31,22 +29,6 @@ def frame_numbers(clips):
 def unit(pixels):
     """uint8 `pixels` as the float32 values in [0, 1] that a clip holds."""
     return np.asarray(pixels).astype(np.float32) / np.float32(255)
-
-
-def write_video(path, frames):
-    """Writes uint8 RGB `frames` `[T, h, w, 3]` with PyAV, in the codec that `path`'s suffix names."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(CODECS[os.path.splitext(path)[1]], rate=8)
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = "yuv420p"
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-
-
-def write_gif(path, frames):
-    images = [Image.fromarray(frame) for frame in frames]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=100, loop=0)
 
 
 # ---- clip lengths and boundaries ----

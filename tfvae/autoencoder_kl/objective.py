@@ -103,13 +103,17 @@ class LatentDiffusionLoss(keras.layers.Layer):
         self.built = True
 
     def reconstruction_error(self, x, x_hat):
-        """`r`, the per-pixel error (with the perceptual distance added to every pixel), in float32, `x`'s shape."""
+        """`r`, the per-pixel error (with the perceptual distance added to every pixel), in float32, `x`'s shape.
+
+        `x` holds images `[n, H, W, C]` or clips `[n, T, H, W, C]`; the perceptual loss sees a clip's frames as
+        images, and each frame's distance is added to that frame's pixels."""
         x, x_hat = tf.cast(x, "float32"), tf.cast(x_hat, "float32")
         difference = x - x_hat
         error = tf.abs(difference) if self.reconstruction_loss == "l1" else tf.square(difference)
         if self.perceptual_loss is not None and self.perceptual_weight:
-            distance = tf.cast(self.perceptual_loss(x, x_hat), "float32")
-            error += self.perceptual_weight * tf.reshape(distance, [-1] + [1] * (len(x.shape) - 1))
+            distance = tf.cast(self.perceptual_loss(fold_frames(x), fold_frames(x_hat)), "float32")
+            image_axes = [1, 1, 1]  # the distance of an image, on each of its pixels
+            error += self.perceptual_weight * tf.reshape(distance, tf.concat([tf.shape(x)[:-3], image_axes], 0))
         return error
 
     def nll(self, error):
@@ -261,6 +265,19 @@ def _pad(images):
 
 def _padded(shape):
     return (shape[0], *(None if size is None else size + 2 for size in shape[1:3]), shape[3])
+
+
+def fold_frames(x):
+    """Images `[n, H, W, C]` as they are, and the frames of clips `[n, T, H, W, C]` as images `[n T, H, W, C]`, for
+    what judges images (the discriminator, a perceptual loss)."""
+    if len(x.shape) == 4:
+        return x
+    return tf.reshape(x, tf.concat([[-1], tf.shape(x)[-3:]], 0))
+
+
+def folded_shape(shape):
+    """The shape `fold_frames` gives for inputs of `shape` (None for the folded batch of clips)."""
+    return tuple(shape) if len(shape) == 4 else (None, *shape[-3:])
 
 
 def _batch_mean(values):

@@ -1,4 +1,5 @@
-"""`AutoencoderKLTrainer`: trains an `AutoencoderKL` with `fit`, the latent-diffusion objective and two optimizers."""
+"""`AutoencoderKLTrainer`: trains an `AutoencoderKL` (or an `AutoencoderKLCogVideoX` on clips) with `fit`, the
+latent-diffusion objective and two optimizers."""
 
 import keras
 import tensorflow as tf
@@ -7,7 +8,7 @@ from tfvae import input_checks
 from tfvae._keras import keras_state
 from tfvae._keras.full_precision_mean import FullPrecisionMean
 from tfvae._keras.trainable import TrainableModel
-from tfvae.autoencoder_kl.objective import LatentDiffusionLoss
+from tfvae.autoencoder_kl.objective import LatentDiffusionLoss, fold_frames, folded_shape
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
@@ -34,17 +35,25 @@ class AutoencoderKLTrainer(TrainableModel):
     gradient of `L_gen` passes through them. Without a discriminator, steps 2-3 reduce to `nll + w_KL * KL` and one
     optimizer.
 
+    A video autoencoder (one with a `temporal_compression_ratio` `r`, such as `tfvae.AutoencoderKLCogVideoX`) trains
+    the same way on clips `[n, T, H, W, C]` in [0, 1]: `nll` sums over every pixel of a clip, and the discriminator
+    (a 2D one: `PatchDiscriminator`) and a perceptual loss see the clips' frames as a batch of `n T` images. The
+    clips must have `T = 1 + 2 r k` frames (1, 9, 17, ..., 49 for `r = 4`), the lengths whose reconstruction has as
+    many frames (see `AutoencoderKLCogVideoX.decode`).
+
     `fit` reports `loss` (`L_G`), `reconstruction` (the mean per-pixel error `r`), `nll`, `kl`, `logvar` and, with
     a discriminator, `generator_loss` (`L_gen`), `discriminator_loss` (the hinge loss, before `f`) and
     `adaptive_weight` (`lambda`). `evaluate` reports the first five at the posterior mode, and the discriminator's
     losses in inference mode.
 
     Args:
-        autoencoder: a `tfvae.AutoencoderKL`, or any Keras model with `encode(x) -> DiagonalGaussian`,
-            `decode(z) -> images`, `sample_posterior(posterior) -> z` (a `tfvae.seeding.SeedState`: one draw per
-            example, the same under a strategy as on one device) and a `decoder` whose last layer has a `kernel`.
+        autoencoder: a `tfvae.AutoencoderKL`, a `tfvae.AutoencoderKLCogVideoX`, or any Keras model with
+            `encode(x) -> DiagonalGaussian`, `decode(z) -> images`, `sample_posterior(posterior) -> z` (a
+            `tfvae.seeding.SeedState`: one draw per example, the same under a strategy as on one device) and a
+            `decoder` whose last layer has a `kernel` (or wraps a convolution `conv` that has one).
         objective: a `LatentDiffusionLoss`; None for its defaults.
         discriminator: a `PatchDiscriminator` (or any Keras layer from images to logits), or None for no GAN.
+            With a video autoencoder it judges every frame of a clip as an image.
         **kwargs: passed to `keras.Model`.
     """
 
@@ -63,12 +72,18 @@ class AutoencoderKLTrainer(TrainableModel):
     def metrics(self):
         return list(self.trackers.values())
 
+    @property
+    def takes_clips(self):
+        """Whether the autoencoder is a video one (it has a `temporal_compression_ratio`): examples are clips
+        `[T, H, W, C]` rather than images `[H, W, C]`."""
+        return getattr(self.autoencoder, "temporal_compression_ratio", None) is not None
+
     def build(self, input_shape):
-        """Builds the autoencoder and the discriminator for images of `input_shape`."""
+        """Builds the autoencoder and the discriminator for images (or clips) of `input_shape`."""
         if not self.autoencoder.built:
             self.autoencoder.build(input_shape)
         if self.discriminator is not None and not self.discriminator.built:
-            self.discriminator.build(input_shape)
+            self.discriminator.build(folded_shape(input_shape))
         self.built = True
 
     def compile(self, optimizer="adam", discriminator_optimizer="adam", **kwargs):
@@ -88,7 +103,7 @@ class AutoencoderKLTrainer(TrainableModel):
                 discriminator_optimizer = keras.optimizers.LossScaleOptimizer(discriminator_optimizer)
             self.discriminator_optimizer = discriminator_optimizer
         if not self.built:  # for images of any size; else `fit` would build one optimizer for every weight
-            self.build((None, None, None, self.autoencoder.in_channels))
+            self.build((None,) * (4 if self.takes_clips else 3) + (self.autoencoder.in_channels,))
         super().compile(optimizer=optimizer, **kwargs)
 
     def build_optimizers(self):
@@ -113,18 +128,34 @@ class AutoencoderKLTrainer(TrainableModel):
         self.compile(**keras.saving.deserialize_keras_object(config))
 
     def check_data(self, data, role="x"):
-        """Raises `tfvae.InputError` unless `data` holds images `[height, width, channels]` with the
-        autoencoder's channels, sides divisible by its downsampling factor, and finite values in [0, 1]. `fit`,
-        `evaluate` and `predict` call it first (`TrainableModel`)."""
-        image_shape = (None, None, getattr(self.autoencoder, "in_channels", None))
-        unit_interval = "AutoencoderKLTrainer takes images in [0, 1] (the autoencoder sees 2x - 1)"
-        input_checks.check_data(data, image_shape, role=role, unit_interval=unit_interval)
+        """Raises `tfvae.InputError` unless `data` holds images `[height, width, channels]` (clips `[frames, height,
+        width, channels]` for a video autoencoder) with the autoencoder's channels, sides divisible by its
+        downsampling factor, a frame count its reconstruction keeps, and finite values in [0, 1]. `fit`, `evaluate`
+        and `predict` call it first (`TrainableModel`)."""
+        example_shape = (None,) * (3 if self.takes_clips else 2) + (getattr(self.autoencoder, "in_channels", None),)
+        kind = "clips" if self.takes_clips else "images"
+        unit_interval = f"AutoencoderKLTrainer takes {kind} in [0, 1] (the autoencoder sees 2x - 1)"
+        input_checks.check_data(data, example_shape, role=role, unit_interval=unit_interval)
+        shape = input_checks.example_shape(data)
         factor = getattr(self.autoencoder, "downsampling_factor", 1)
-        sides = input_checks.example_shape(data)[:2]
+        sides = shape[-3:-1]
         if any(side is not None and side % factor for side in sides):
             raise input_checks.InputError(
-                f"{role} holds images of {sides[0]}x{sides[1]} pixels, but the autoencoder downsamples them by "
+                f"{role} holds {kind} of {sides[0]}x{sides[1]} pixels, but the autoencoder downsamples them by "
                 f"{factor}: height and width must be divisible by {factor}. Crop or resize them.")
+        if self.takes_clips and shape and shape[0] is not None:
+            self._check_clip_length(shape[0], role)
+
+    def _check_clip_length(self, frames, role):
+        """Raises `InputError` unless clips of `frames` frames decode to as many: `T = 1 + 2 r k`, so that `1 + (T -
+        1) / r` latent frames are a whole odd number (an even `T'` decodes to `r T'` frames)."""
+        ratio = self.autoencoder.temporal_compression_ratio
+        if (frames - 1) % (2 * ratio):
+            lengths = ", ".join(str(1 + 2 * ratio * k) for k in range(4))
+            raise input_checks.InputError(
+                f"{role} holds clips of {frames} frames, but the autoencoder (temporal_compression_ratio {ratio}) "
+                f"reconstructs only clips of 1 + {2 * ratio}k frames ({lengths}, ...) with their own frame count: cut "
+                "the videos into clips of such a length.")
 
     def call(self, x, training=None):
         """The reconstruction of `x` (images in [0, 1]) from a posterior sample."""
@@ -152,7 +183,7 @@ class AutoencoderKLTrainer(TrainableModel):
             kl = self.objective.kl(posterior)
             autoencoder_loss = nll + self.objective.kl_weight * kl
             if self.discriminator is not None:
-                generator_loss = self.objective.generator_loss(self.discriminator(x_hat, training=True))
+                generator_loss = self.objective.generator_loss(self.discriminator(fold_frames(x_hat), training=True))
         logs = {"reconstruction": tf.reduce_mean(error), "nll": nll, "kl": kl, "logvar": self.objective.logvar}
         if self.discriminator is None:
             self._apply(self.optimizer, tape, [autoencoder_loss], [1.0], self.generator_variables)
@@ -186,18 +217,22 @@ class AutoencoderKLTrainer(TrainableModel):
         logs = {"loss": nll + self.objective.kl_weight * kl, "reconstruction": tf.reduce_mean(error), "nll": nll,
                 "kl": kl, "logvar": self.objective.logvar}
         if self.discriminator is not None:
-            logs["generator_loss"] = self.objective.generator_loss(self.discriminator(x_hat, training=False))
+            logs["generator_loss"] = self.objective.generator_loss(
+                self.discriminator(fold_frames(x_hat), training=False))
             logs["discriminator_loss"] = self.discriminator_loss(x, x_hat, training=False)
         return self._update_metrics(**logs)
 
     def discriminator_loss(self, x, x_hat, training=None):
-        """The hinge loss of the discriminator on real images `x` and reconstructions `x_hat` (range [-1, 1])."""
-        logits_real = self.discriminator(x, training=training)
-        logits_fake = self.discriminator(x_hat, training=training)
+        """The hinge loss of the discriminator on real images `x` and reconstructions `x_hat` (range [-1, 1]); the
+        frames of clips are judged as images."""
+        logits_real = self.discriminator(fold_frames(x), training=training)
+        logits_fake = self.discriminator(fold_frames(x_hat), training=training)
         return self.objective.discriminator_loss(logits_real, logits_fake)
 
     def decoder_kernel(self):
-        """The kernel of the decoder's last layer, where the adaptive weight compares gradients.
+        """The kernel of the decoder's last layer, where the adaptive weight compares gradients: `conv_out.kernel`
+        (`AutoencoderKL`), or the kernel of the convolution it wraps, `conv_out.conv.kernel` (the causal
+        convolution of `AutoencoderKLCogVideoX`).
 
         Raises:
             ValueError: when the autoencoder's decoder has no last layer with a kernel.
@@ -205,6 +240,8 @@ class AutoencoderKLTrainer(TrainableModel):
         decoder = getattr(self.autoencoder, "decoder", None)
         last = getattr(decoder, "conv_out", None) or (decoder.layers[-1] if getattr(decoder, "layers", None) else None)
         kernel = getattr(last, "kernel", None)
+        if kernel is None:
+            kernel = getattr(getattr(last, "conv", None), "kernel", None)
         if kernel is None:
             raise ValueError(
                 "The adaptive generator weight needs the kernel of the decoder's last layer: give the autoencoder a "

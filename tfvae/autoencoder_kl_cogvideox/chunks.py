@@ -6,16 +6,19 @@ than `size` is one chunk). The encoder takes chunks of 8 frames and the decoder 
 is normalized on its own (GroupNorm statistics span one chunk) and receives the causal convolutions' cache of the
 chunk before; the outputs are concatenated along the frames.
 
-The chunks run in a `tf.while_loop`, so the frame count may be unknown when a graph is traced (a SavedModel
-signature takes any frame count); eagerly the loop runs in Python.
+When the frame count is known (always eagerly, and in a graph traced for one clip length, as `fit`'s train step
+is) the chunks are unrolled in Python: the graph has no loop, so its gradient is cheap to build. When it is unknown
+(a SavedModel signature takes any frame count) they run in a `tf.while_loop`.
 """
 
 import tensorflow as tf
 
 
 def first_chunk_frames(frames, size):
-    """The frames of the first chunk of a `frames`-frame video (an int or a scalar tensor)."""
-    return tf.minimum(size + frames % size, frames)
+    """The frames of the first chunk of a `frames`-frame video (an int, or a scalar tensor)."""
+    if tf.is_tensor(frames):
+        return tf.minimum(size + frames % size, frames)
+    return min(size + frames % size, frames)
 
 
 def map_chunks(step, inputs, size):
@@ -30,6 +33,8 @@ def map_chunks(step, inputs, size):
     Returns:
         The chunks' outputs concatenated along axis 1.
     """
+    if inputs.shape[1] is not None:
+        return _unrolled(step, inputs, size)
     frames = tf.shape(inputs)[1]
     start = first_chunk_frames(frames, size)
     outputs, cache = step(inputs[:, :start], None)
@@ -47,3 +52,15 @@ def map_chunks(step, inputs, size):
         lambda start, *_: start < frames, body, (start, outputs, cache), shape_invariants=invariants
     )
     return outputs
+
+
+def _unrolled(step, inputs, size):
+    """`map_chunks` for a known frame count, the chunks in a Python loop."""
+    frames = inputs.shape[1]
+    starts = range(first_chunk_frames(frames, size), frames, size)
+    bounds = list(zip([0, *starts], [*starts, frames], strict=True))
+    outputs, cache = [], None
+    for start, end in bounds:
+        chunk_outputs, cache = step(inputs[:, start:end], cache)
+        outputs.append(chunk_outputs)
+    return tf.concat(outputs, axis=1)

@@ -8,19 +8,22 @@ other exception is a bug, and shows its traceback.
 
 import dataclasses
 import errno
+import json
 import os
 import sys
 
 import numpy as np
 
 from tfvae.autoencoder_kl import AutoencoderKL, AutoencoderKLTrainer, WeightsError
-from tfvae.cli.parser import EVALUATE_DATA_FIELDS, train_settings
-from tfvae.data import DataError, open_images, open_training_images, raising_data_errors
+from tfvae.autoencoder_kl_cogvideox import AutoencoderKLCogVideoX
+from tfvae.cli.parser import EVALUATE_DATA_FIELDS, VIDEO_FIELDS, train_settings
+from tfvae.data import DataError, open_images, open_training_images, open_videos, raising_data_errors
+from tfvae.data.videos import list_videos
 from tfvae.diagnostics import summarize
 from tfvae.files.run_lock import RunLockedError
 from tfvae.input_checks import InputError
 from tfvae.run.callbacks import NonFiniteLossError
-from tfvae.run.config import ConfigError, RunConfig, make_config
+from tfvae.run.config import ConfigError, RunConfig, VideoClipSettings, make_config
 from tfvae.run.latent_shards import MANIFEST, LatentShardsError, encode_to_shards
 from tfvae.run.model_files import ModelFileError, load_model
 from tfvae.run.recipes import recipe_for
@@ -131,26 +134,108 @@ def _serving_config(args):
 
 def _encode(args):
     autoencoder = _load_autoencoder(args.model)
-    images = open_images(_dataset(args), args.split, **{**_data_options(args), "cache": getattr(args, "cache", "none")})
-    if images.image_shape[-1] != autoencoder.in_channels:
-        raise InputError(f"{args.model} takes images with {autoencoder.in_channels} channel(s), but {_dataset(args)} "
-                         f"gives {images.image_shape[-1]}: pass --channels {autoencoder.in_channels}.")
-    description = {"model": os.path.abspath(args.model), "dataset": _dataset(args), "split": args.split,
-                   "image_shape": list(images.image_shape)}
-    with raising_data_errors(images):
-        paths = encode_to_shards(autoencoder, images, args.output_dir, description=description,
-                                 batch_size=args.batch_size, shard_size=args.shard_size, verbose=0 if args.quiet else 1)
+    if isinstance(autoencoder, AutoencoderKLCogVideoX):
+        data, examples, description = _video_examples(autoencoder, args)
+    else:
+        data, examples, description = _image_examples(autoencoder, args)
+    example_shape = examples.element_spec.shape.as_list()
+    _check_encodable_size(autoencoder, example_shape, args)
+    with raising_data_errors(data):
+        paths = encode_to_shards(autoencoder, examples, args.output_dir, description=description,
+                                 count=getattr(data, "count", None), batch_size=args.batch_size,
+                                 shard_size=args.shard_size, verbose=0 if args.quiet else 1)
     print(f"{len(paths)} shard(s) of latents in {args.output_dir} (read them as {MANIFEST} says)")
+    skipped = sorted(getattr(data, "skipped", ()))
+    if skipped:
+        print(f"skipped {len(skipped)} video(s) that cannot be decoded: {', '.join(skipped)}")
     return 0
 
 
+def _image_examples(autoencoder, args):
+    """`(image set, its images in order, what latents.json says of them)` for an image autoencoder."""
+    given = [name for name in VIDEO_FIELDS if hasattr(args, name)]
+    if given:
+        flags = " and ".join("--" + name.replace("_", "-") for name in given)
+        raise InputError(f"{flags} cut videos into clips for a video autoencoder (AutoencoderKLCogVideoX), but "
+                         f"{args.model} holds an {type(autoencoder).__name__}, which encodes images: leave them out.")
+    try:
+        options = {**_data_options(args), "cache": getattr(args, "cache", "none")}
+        images = open_images(_dataset(args), args.split, **options)
+    except DataError as error:
+        if _holds_videos(_dataset(args)):
+            raise DataError(f"{error} It holds videos: encode them with a video autoencoder (AutoencoderKLCogVideoX); "
+                            f"{args.model} holds an {type(autoencoder).__name__}, which encodes images.") from error
+        raise
+    _check_encodable_channels(autoencoder, images.image_shape[-1], args)
+    description = {"model": os.path.abspath(args.model), "dataset": _dataset(args), "split": args.split,
+                   "image_shape": list(images.image_shape)}
+    return images, images.batches(args.batch_size, shuffle=False, flatten=False).unbatch(), description
+
+
+def _video_examples(autoencoder, args):
+    """`(clip set, its clips in order, what latents.json says of them)` for a video autoencoder."""
+    settings = VideoClipSettings(**{name: getattr(args, name) for name in VIDEO_FIELDS if hasattr(args, name)})
+    options = _data_options(args)
+    try:
+        clips = open_videos(_dataset(args), frames=settings.frames, frame_stride=settings.frame_stride,
+                            image_size=options["image_size"], channels=options["channels"] or autoencoder.in_channels,
+                            skip_bad_videos=options["skip_bad_images"])
+    except DataError as error:
+        raise DataError(f"{args.model} holds a video autoencoder (AutoencoderKLCogVideoX), which encodes clips of "
+                        f"videos: {error}") from error
+    _check_encodable_channels(autoencoder, clips.clip_shape[-1], args)
+    description = {"model": os.path.abspath(args.model), "dataset": _dataset(args), "frames": settings.frames,
+                   "frame_stride": settings.frame_stride, "clip_shape": list(clips.clip_shape)}
+    return clips, clips.clips(), description
+
+
+def _holds_videos(path):
+    """Whether `path` is a folder holding video files."""
+    try:
+        return os.path.isdir(path) and bool(list_videos(path))
+    except DataError:
+        return False
+
+
+def _check_encodable_channels(autoencoder, channels, args):
+    if channels != autoencoder.in_channels:
+        raise InputError(f"{args.model} takes {autoencoder.in_channels} channel(s), but {_dataset(args)} gives "
+                         f"{channels}: pass --channels {autoencoder.in_channels}.")
+
+
+def _check_encodable_size(autoencoder, example_shape, args):
+    """Raises `InputError` naming `--image-size` when the frames' sides are not divisible by the autoencoder's `f`."""
+    height, width = example_shape[-3:-1]
+    factor = autoencoder.downsampling_factor
+    if height % factor or width % factor:
+        raise InputError(f"{_dataset(args)} gives {height}x{width} pixels, but {args.model} downsamples by {factor}: "
+                         f"pass an --image-size whose sides are divisible by {factor} (e.g. "
+                         f"{height // factor * factor or factor}x{width // factor * factor or factor}).")
+
+
 def _load_autoencoder(path):
-    """The `AutoencoderKL` of a `.keras` file (a final model, or a run's `best.keras` trainer) or a diffusers
-    folder."""
-    if os.path.isdir(path) and os.path.exists(os.path.join(path, "config.json")):
-        return AutoencoderKL.from_pretrained(path)
-    model = load_model(path, (AutoencoderKL, AutoencoderKLTrainer))
+    """The `AutoencoderKL` or `AutoencoderKLCogVideoX` of a `.keras` file (a final model, or a run's `best.keras`
+    trainer) or of a diffusers folder (its `config.json`'s `_class_name` says which)."""
+    config = _diffusers_config(path) if os.path.isdir(path) else None
+    if config is not None:
+        is_video = config.get("_class_name") == AutoencoderKLCogVideoX.__name__
+        return (AutoencoderKLCogVideoX if is_video else AutoencoderKL).from_pretrained(path)
+    model = load_model(path, (AutoencoderKL, AutoencoderKLCogVideoX, AutoencoderKLTrainer))
     return model.autoencoder if isinstance(model, AutoencoderKLTrainer) else model
+
+
+def _diffusers_config(folder):
+    """The `config.json` of a diffusers folder (or of a pipeline's `vae/`) as a dict; {} when it cannot be read (the
+    loader then says why); None when there is none."""
+    for config_path in (os.path.join(folder, "config.json"), os.path.join(folder, "vae", "config.json")):
+        if os.path.isfile(config_path):
+            try:
+                with open(config_path) as file:
+                    config = json.load(file)
+            except (OSError, ValueError):
+                return {}
+            return config if isinstance(config, dict) else {}
+    return None
 
 
 def _check_image_size(model, images, args):

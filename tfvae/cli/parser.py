@@ -9,11 +9,12 @@ import argparse
 import dataclasses
 
 from tfvae import __version__
-from tfvae.run.config import RunConfig, all_fields, check_seed, field_families, load_config
+from tfvae.run.config import RunConfig, VideoClipSettings, all_fields, check_seed, field_families, load_config
 
 TRAIN_ONLY_FIELDS = ("verbose",)  # settings without a flag of their own (`--quiet` sets verbose)
 WARMUP_IMAGE_SIZE = 256  # tfvae.serving.export's, which a test keeps equal
 EVALUATE_DATA_FIELDS = ("dataset", "data_dir", "image_size", "channels", "image_key", "cache", "skip_bad_images")
+VIDEO_FIELDS = tuple(field.name for field in dataclasses.fields(VideoClipSettings))
 
 
 def build_parser(argv=()):
@@ -124,21 +125,27 @@ def _add_export(commands, logging):
 def _add_encode(commands, logging):
     encode = commands.add_parser(
         "encode", parents=[logging], formatter_class=_HelpFormatter,
-        help="write the latents (posterior mean and log-variance) of a data set through an AutoencoderKL, as "
-        "TFRecord shards for a diffusion model",
-        description="Encode every image of a data set with an AutoencoderKL (a .keras file saved by tfvae, or a "
-        "diffusers folder) and write the posterior moments as TFRecord shards, described by latents.json. Killed "
-        "midway, the same command resumes after the last finished shard.",
+        help="write the latents (posterior mean and log-variance) of images through an AutoencoderKL, or of video "
+        "clips through an AutoencoderKLCogVideoX, as TFRecord shards for a diffusion model",
+        description="Encode every image of a data set with an AutoencoderKL, or every clip of a set of videos with "
+        "an AutoencoderKLCogVideoX (a .keras file saved by tfvae, or a diffusers folder; the model decides which), "
+        "and write the posterior moments as TFRecord shards, described by latents.json. Killed midway, the same "
+        "command resumes after the last finished shard. For a video autoencoder --dataset is a folder of videos "
+        "(MP4, WebM, MKV, AVI through PyAV: pip install \"tfvae[video]\"; GIF) or TFRecord files of videos, cut into "
+        "clips in file order; flags marked [video] are for a video autoencoder only.",
     )
-    encode.add_argument("model", help="an AutoencoderKL: model.keras or best.keras of a run, or a diffusers folder "
-                        "(config.json and diffusion_pytorch_model.safetensors)")
+    encode.add_argument("model", help="an AutoencoderKL or AutoencoderKLCogVideoX: a .keras file (model.keras or "
+                        "best.keras of a run), or a diffusers folder (config.json and its safetensors; its "
+                        "_class_name says which)")
     fields = {field.name: field for field in dataclasses.fields(RunConfig)}
     for name in EVALUATE_DATA_FIELDS:
         _add_field_flag(encode, fields[name])
-    encode.add_argument("--split", default="train", help="train, test, or a tfds split name")
+    for field in dataclasses.fields(VideoClipSettings):
+        _add_field_flag(encode, field)
+    encode.add_argument("--split", default="train", help="train, test, or a tfds split name (images only)")
     encode.add_argument("--output-dir", required=True, help="the folder of the shards and latents.json")
-    encode.add_argument("--batch-size", type=_positive_int, default=16, help="images per encode call")
-    encode.add_argument("--shard-size", type=_positive_int, default=1024, help="images per shard")
+    encode.add_argument("--batch-size", type=_positive_int, default=16, help="images or clips per encode call")
+    encode.add_argument("--shard-size", type=_positive_int, default=1024, help="images or clips per shard")
     encode.add_argument("--quiet", action="store_true", help="no progress bar")
     encode.set_defaults(command_name="encode")
 

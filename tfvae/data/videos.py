@@ -134,7 +134,10 @@ class VideoClips:
         name: names the source in messages.
         files: the video files, or the TFRecord files of videos.
         read: gives the `(key, frames)` of each video in one of `files` (see `video_records`).
-        frames, frame_stride, image_size, channels: as for `open_videos` (`image_size` a pair or None).
+        frames: frames per clip, as for `open_videos`.
+        frame_stride: as for `open_videos`.
+        image_size: `(height, width)`, or None to keep the frames' size.
+        channels: 1 or 3, as for `open_videos`.
         skip: skip videos that cannot be decoded instead of stopping.
 
     Attributes:

@@ -200,6 +200,26 @@ class AutoencoderKLConfig(RunConfig):
         _check_at_least(self, 0, "kl_weight", "discriminator_layers", "discriminator_start", "discriminator_weight")
 
 
+@dataclasses.dataclass
+class VideoClipSettings:
+    """How `tfvae encode` cuts the videos of a set into clips for a video autoencoder (`AutoencoderKLCogVideoX`):
+    `tfvae.data.open_videos`' arguments of the same names. Not a training setting: `tfvae train` reads images."""
+
+    frames: int = setting(
+        17, "[video] frames per clip, 1 + 4k (1, 5, 9, 17, ..., CogVideoX's 49): the causal video autoencoder keeps "
+        "the first frame and compresses the others 4x")
+    frame_stride: int = setting(1, "[video] take every N-th frame of a video (1: every frame)")
+
+    def __post_init__(self):
+        from tfvae.data.videos import check_clip_length  # here: `tfvae --help` imports no TensorFlow
+
+        try:
+            check_clip_length(self.frames)
+        except ValueError as error:
+            raise ConfigError(str(error)) from error
+        _check_at_least(self, 1, "frame_stride")
+
+
 CONFIGS = {"mlp": VAEConfig, "conv": VAEConfig, AUTOENCODER_KL: AutoencoderKLConfig}
 
 
