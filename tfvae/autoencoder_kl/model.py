@@ -224,10 +224,11 @@ class AutoencoderKL(SeedState, keras.Model):
             return self.shift_factor or 0.0, 1.0
         return np.array(self.latents_mean, "float32"), np.array(self.latents_std, "float32")
 
-    def _tile_size(self, tile_size):
-        if tile_size is not None:
-            return tile_size
-        return self.sample_size if isinstance(self.sample_size, int) else self.sample_size[0]
+    def _tile_cells(self, tile_size, overlap):
+        """`(tile, blend)` in latent pixels (`tiling.tile_geometry`), `tile_size` None for `sample_size`."""
+        if tile_size is None:
+            tile_size = self.sample_size if isinstance(self.sample_size, int) else self.sample_size[0]
+        return tiling.tile_geometry(tile_size, overlap, self.downsampling_factor)
 
     def tiled_encode(self, x, tile_size=None, overlap=0.25):
         """q(z|x) for images too large for one pass: the encoder runs on overlapping tiles of `tile_size` pixels,
@@ -243,9 +244,9 @@ class AutoencoderKL(SeedState, keras.Model):
                 None for `sample_size`.
             overlap: the fraction of a tile shared with its neighbour, in [0, 1) (`tile_overlap_factor`).
         """
-        tile, blend = tiling.tile_geometry(self._tile_size(tile_size), overlap, self.downsampling_factor)
-        moments = tiling.map_tiles(self.encode_moments, x, tile, blend, self.downsampling_factor, 1)
-        return self.posterior.distribution(moments)
+        grid = tiling.TileGrid.of_cells(*self._tile_cells(tile_size, overlap), self.downsampling_factor, 1)
+        tiling.check_divisible(x, self.downsampling_factor)
+        return self.posterior.distribution(tiling.map_tiles(self.encode_moments, x, grid))
 
     def tiled_decode(self, z, tile_size=None, overlap=0.25):
         """`decode` for latents too large for one pass: overlapping tiles of `z` decoded one at a time to
@@ -256,8 +257,8 @@ class AutoencoderKL(SeedState, keras.Model):
             tile_size: the side of a decoded tile in image pixels, divisible by `f`; None for `sample_size`.
             overlap: the fraction of a tile shared with its neighbour, in [0, 1).
         """
-        tile, blend = tiling.tile_geometry(self._tile_size(tile_size), overlap, self.downsampling_factor)
-        return tiling.map_tiles(self.decode, z, tile, blend, 1, self.downsampling_factor)
+        grid = tiling.TileGrid.of_cells(*self._tile_cells(tile_size, overlap), 1, self.downsampling_factor)
+        return tiling.map_tiles(self.decode, z, grid)
 
     @classmethod
     def from_pretrained(cls, path, subfolder=None, revision=None, family=None, **config):

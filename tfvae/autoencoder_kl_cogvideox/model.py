@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvae.autoencoder_kl.tiling import map_tiles
 from tfvae.autoencoder_kl_cogvideox import chunks, tiling, weights
 from tfvae.autoencoder_kl_cogvideox.blocks import Decoder3D, Encoder3D
 from tfvae.distributions import DEFAULT_LOGVAR_RANGE
@@ -281,9 +282,9 @@ class AutoencoderKLCogVideoX(SeedState, keras.Model):
             ValueError: unless the tile sizes and the steps between tiles are multiples of `f` (diffusers' defaults
                 are: tiles of 240 x 360 pixels every 200 x 288).
         """
-        grid = tiling.TileGrid.for_encoder(self._tile(tile_height, tile_width), (overlap_height, overlap_width),
-                                           self.downsampling_factor)
-        return self.posterior.distribution(tiling.map_tiles(self.encode_moments, x, grid))
+        grid = tiling.encoder_grid(self._tile(tile_height, tile_width), (overlap_height, overlap_width),
+                                   self.downsampling_factor)
+        return self.posterior.distribution(map_tiles(self.encode_moments, x, grid))
 
     def tiled_decode(self, z, tile_height=None, tile_width=None, overlap_height=1 / 6, overlap_width=1 / 5):
         """`decode` for latents too large for one pass, as diffusers' `tiled_decode`: float32 videos.
@@ -298,9 +299,9 @@ class AutoencoderKLCogVideoX(SeedState, keras.Model):
             overlap_height: the fraction of a tile's height shared with its neighbour.
             overlap_width: the fraction of a tile's width shared with its neighbour.
         """
-        grid = tiling.TileGrid.for_decoder(self._tile(tile_height, tile_width), (overlap_height, overlap_width),
-                                           self.downsampling_factor)
-        return tiling.map_tiles(self.decode, z, grid)
+        grid = tiling.decoder_grid(self._tile(tile_height, tile_width), (overlap_height, overlap_width),
+                                   self.downsampling_factor)
+        return map_tiles(self.decode, z, grid)
 
     def _tile(self, tile_height, tile_width):
         return (tile_height or self.sample_height // 2, tile_width or self.sample_width // 2)
