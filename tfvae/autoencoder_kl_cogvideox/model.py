@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvae.autoencoder_kl.config_checks import check_block_out_channels, per_channel
 from tfvae.autoencoder_kl.tiling import map_tiles
 from tfvae.autoencoder_kl_cogvideox import chunks, tiling, weights
 from tfvae.autoencoder_kl_cogvideox.blocks import Decoder3D, Encoder3D
@@ -128,8 +129,8 @@ class AutoencoderKLCogVideoX(SeedState, keras.Model):
         self.sample_width = int(sample_width)
         self.scaling_factor = float(scaling_factor)
         self.shift_factor = None if shift_factor is None else float(shift_factor)
-        self.latents_mean = None if latents_mean is None else tuple(float(value) for value in latents_mean)
-        self.latents_std = None if latents_std is None else tuple(float(value) for value in latents_std)
+        self.latents_mean = per_channel("latents_mean", latents_mean, self.latent_channels)
+        self.latents_std = per_channel("latents_std", latents_std, self.latent_channels)
         self.force_upcast = bool(force_upcast)
         self.use_quant_conv = bool(use_quant_conv)
         self.use_post_quant_conv = bool(use_post_quant_conv)
@@ -156,10 +157,9 @@ class AutoencoderKLCogVideoX(SeedState, keras.Model):
         self.build((None, None, None, None, self.in_channels))
 
     def _check_config(self):
+        check_block_out_channels(self.block_out_channels, self.norm_num_groups, example=(128, 256, 256, 512))
         blocks = len(self.block_out_channels)
         problems = []
-        if not blocks:
-            problems.append("block_out_channels needs at least one entry, e.g. (128, 256, 256, 512)")
         if self.down_block_types != (DOWN_BLOCK,) * blocks or self.up_block_types != (UP_BLOCK,) * blocks:
             problems.append(f"down_block_types/up_block_types must be {blocks} x {DOWN_BLOCK}/{UP_BLOCK}")
         if self.act_fn not in ("silu", "swish"):
@@ -167,9 +167,6 @@ class AutoencoderKLCogVideoX(SeedState, keras.Model):
         ratio = self.temporal_compression_ratio
         if ratio < 1 or ratio & (ratio - 1) or ratio > 2 ** max(blocks - 1, 0):
             problems.append(f"temporal_compression_ratio must be a power of two up to 2 ** {blocks - 1}, got {ratio}")
-        indivisible = [channels for channels in self.block_out_channels if channels % self.norm_num_groups]
-        if indivisible:
-            problems.append(f"block_out_channels {indivisible} are not divisible by norm_num_groups")
         if problems:
             raise ValueError("AutoencoderKLCogVideoX: " + "; ".join(problems) + ".")
 
