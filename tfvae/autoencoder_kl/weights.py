@@ -381,11 +381,16 @@ def _variables(model):
     return named_variables(_named_layers(model), to_keras_kernel)
 
 
-def _named_layers(model):
-    """`(diffusers name, layer)` for every layer of `model` that holds weights."""
+def quant_convs(model):
+    """`(diffusers name, layer)` for the quant convs `model` has (`use_quant_conv`, `use_post_quant_conv`)."""
     for name in ("quant_conv", "post_quant_conv"):
         if getattr(model, f"use_{name}"):
             yield name, getattr(model, name)
+
+
+def _named_layers(model):
+    """`(diffusers name, layer)` for every layer of `model` that holds weights."""
+    yield from quant_convs(model)
     for prefix, network, blocks, samplers in (
         ("encoder", model.encoder, "down_blocks", "downsamplers"),
         ("decoder", model.decoder, "up_blocks", "upsamplers"),

@@ -28,6 +28,7 @@ from tfvae.autoencoder_kl.weights import (
     WeightsError,
     assign,
     autoencoder_folder,
+    quant_convs,
     read_diffusers_config,
 )
 from tfvae.autoencoder_kl_cogvideox.blocks import CausalConv3D, SpatialNorm3D
@@ -146,9 +147,7 @@ def _variables(model):
 
 def _named_layers(model):
     """`(diffusers name, layer)` for every Keras layer of `model` that holds weights."""
-    for name in ("quant_conv", "post_quant_conv"):
-        if getattr(model, f"use_{name}"):
-            yield name, getattr(model, name)
+    yield from quant_convs(model)
     for prefix in ("encoder", "decoder"):
         yield from _sublayers(prefix, getattr(model, prefix))
 
