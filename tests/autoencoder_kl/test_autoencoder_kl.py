@@ -184,11 +184,20 @@ def test_tiles_blend_back_to_a_pixelwise_function_exactly(input_scale, output_sc
         return tf.repeat(tf.repeat(2 * x + 1, output_scale, axis=1), output_scale, axis=2)
 
     x = images((2, 13 * input_scale, 11 * input_scale, 2))
-    np.testing.assert_allclose(
-        tiling.map_tiles(function, x, tile=5, blend=2, input_scale=input_scale, output_scale=output_scale),
-        function(x),
-        atol=1e-6,
-    )
+    grid = tiling.TileGrid.of_cells(5, 2, input_scale, output_scale)
+    np.testing.assert_allclose(tiling.map_tiles(function, x, grid), function(x), atol=1e-6)
+
+
+def test_rectangular_tiles_of_videos_blend_back_to_a_pixelwise_function_exactly():
+    # Videos [n, T, H, W, c] (the video autoencoder's): tiles of 5 x 7 pixels every 3 x 4 keep 3 x 4 and blend the
+    # other 2 x 3 with their neighbours, the height's and the width's apart; the function halves the frames, as the
+    # video encoder does. Swapping height and width anywhere, or cutting along the wrong axes, would show.
+    def function(x):
+        return 2 * x[:, ::2] + 1
+
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 3, 13, 17, 2)).astype("float32")
+    grid = tiling.TileGrid(tile=(5, 7), step=(3, 4), blend=(2, 3), kept=(3, 4))
+    np.testing.assert_allclose(tiling.map_tiles(function, x, grid), function(x), atol=1e-6)
 
 
 def test_bad_tiling_arguments_are_named():

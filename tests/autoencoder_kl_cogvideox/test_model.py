@@ -75,6 +75,7 @@ def test_frame_height_and_width_must_be_divisible_by_f(tiny):
         ({"down_block_types": ("DownEncoderBlock2D",) * 3}, "down_block_types"),
         ({"temporal_compression_ratio": 8}, "temporal_compression_ratio"),
         ({"norm_num_groups": 3}, "divisible by norm_num_groups"),
+        ({"latents_mean": (0.0,) * 3, "latents_std": (1.0,) * 3}, r"one value per latent channel \(2\), got 3"),
     ],
 )
 def test_a_configuration_diffusers_would_not_build_is_refused(argument, match):

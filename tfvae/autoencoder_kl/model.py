@@ -5,6 +5,7 @@ import numpy as np
 
 from tfvae.autoencoder_kl import tiling, weights
 from tfvae.autoencoder_kl.blocks import Decoder, Encoder
+from tfvae.autoencoder_kl.config_checks import check_block_out_channels, per_channel
 from tfvae.distributions import DEFAULT_LOGVAR_RANGE
 from tfvae.layers import DiagonalGaussianLambda
 from tfvae.seeding import SeedState
@@ -103,14 +104,14 @@ class AutoencoderKL(SeedState, keras.Model):
         self.sample_size = int(sample_size) if isinstance(sample_size, int) else tuple(int(s) for s in sample_size)
         self.scaling_factor = float(scaling_factor)
         self.shift_factor = None if shift_factor is None else float(shift_factor)
-        self.latents_mean = _per_channel("latents_mean", latents_mean, self.latent_channels)
-        self.latents_std = _per_channel("latents_std", latents_std, self.latent_channels)
+        self.latents_mean = per_channel("latents_mean", latents_mean, self.latent_channels)
+        self.latents_std = per_channel("latents_std", latents_std, self.latent_channels)
         self.force_upcast = bool(force_upcast)
         self.use_quant_conv = bool(use_quant_conv)
         self.use_post_quant_conv = bool(use_post_quant_conv)
         self.mid_block_add_attention = bool(mid_block_add_attention)
         self.seed = seed
-        _check_channels(self.block_out_channels, self.norm_num_groups)
+        check_block_out_channels(self.block_out_channels, self.norm_num_groups, example=(128, 256, 512, 512))
         _check_latent_statistics(self.latents_mean, self.latents_std, self.shift_factor)
         decoder_policy = self._decoder_policy()
         self.encoder = Encoder(
@@ -224,10 +225,11 @@ class AutoencoderKL(SeedState, keras.Model):
             return self.shift_factor or 0.0, 1.0
         return np.array(self.latents_mean, "float32"), np.array(self.latents_std, "float32")
 
-    def _tile_size(self, tile_size):
-        if tile_size is not None:
-            return tile_size
-        return self.sample_size if isinstance(self.sample_size, int) else self.sample_size[0]
+    def _tile_cells(self, tile_size, overlap):
+        """`(tile, blend)` in latent pixels (`tiling.tile_geometry`), `tile_size` None for `sample_size`."""
+        if tile_size is None:
+            tile_size = self.sample_size if isinstance(self.sample_size, int) else self.sample_size[0]
+        return tiling.tile_geometry(tile_size, overlap, self.downsampling_factor)
 
     def tiled_encode(self, x, tile_size=None, overlap=0.25):
         """q(z|x) for images too large for one pass: the encoder runs on overlapping tiles of `tile_size` pixels,
@@ -243,9 +245,9 @@ class AutoencoderKL(SeedState, keras.Model):
                 None for `sample_size`.
             overlap: the fraction of a tile shared with its neighbour, in [0, 1) (`tile_overlap_factor`).
         """
-        tile, blend = tiling.tile_geometry(self._tile_size(tile_size), overlap, self.downsampling_factor)
-        moments = tiling.map_tiles(self.encode_moments, x, tile, blend, self.downsampling_factor, 1)
-        return self.posterior.distribution(moments)
+        grid = tiling.TileGrid.of_cells(*self._tile_cells(tile_size, overlap), self.downsampling_factor, 1)
+        tiling.check_divisible(x, self.downsampling_factor)
+        return self.posterior.distribution(tiling.map_tiles(self.encode_moments, x, grid))
 
     def tiled_decode(self, z, tile_size=None, overlap=0.25):
         """`decode` for latents too large for one pass: overlapping tiles of `z` decoded one at a time to
@@ -256,8 +258,8 @@ class AutoencoderKL(SeedState, keras.Model):
             tile_size: the side of a decoded tile in image pixels, divisible by `f`; None for `sample_size`.
             overlap: the fraction of a tile shared with its neighbour, in [0, 1).
         """
-        tile, blend = tiling.tile_geometry(self._tile_size(tile_size), overlap, self.downsampling_factor)
-        return tiling.map_tiles(self.decode, z, tile, blend, 1, self.downsampling_factor)
+        grid = tiling.TileGrid.of_cells(*self._tile_cells(tile_size, overlap), 1, self.downsampling_factor)
+        return tiling.map_tiles(self.decode, z, grid)
 
     @classmethod
     def from_pretrained(cls, path, subfolder=None, revision=None, family=None, **config):
@@ -328,27 +330,6 @@ class AutoencoderKL(SeedState, keras.Model):
             "logvar_range": list(self.posterior.logvar_range),
             "seed": self.seed,
         }
-
-
-def _check_channels(block_out_channels, norm_num_groups):
-    if not block_out_channels:
-        raise ValueError("block_out_channels needs at least one entry, e.g. (128, 256, 512, 512).")
-    indivisible = [channels for channels in block_out_channels if channels % norm_num_groups]
-    if indivisible:
-        raise ValueError(
-            f"Every entry of block_out_channels must be divisible by norm_num_groups={norm_num_groups}; "
-            f"{indivisible} are not. Choose norm_num_groups among the common divisors."
-        )
-
-
-def _per_channel(name, values, channels):
-    """`values` as a tuple of `channels` floats, or None."""
-    if values is None:
-        return None
-    values = tuple(float(value) for value in np.ravel(values))
-    if len(values) != channels:
-        raise ValueError(f"{name} needs one value per latent channel ({channels}), got {len(values)}.")
-    return values
 
 
 def _check_latent_statistics(latents_mean, latents_std, shift_factor):

@@ -27,6 +27,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
 from tfvae.autoencoder_kl import families, hub
+from tfvae.autoencoder_kl.torch_layout import named_variables, to_keras_kernel, to_torch_kernel, torch_shape
 from tfvae.distributions import DEFAULT_LOGVAR_RANGE
 from tfvae.files.atomic import save_atomically
 
@@ -56,6 +57,7 @@ CONFIG_ARGUMENTS = (
 # The config.json entries that describe the one architecture tfvae.AutoencoderKL has, with their only value.
 ARCHITECTURE = {"down_block_types": "DownEncoderBlock2D", "up_block_types": "UpDecoderBlock2D", "act_fn": "silu"}
 DIFFUSERS_DEFAULTS = {"force_upcast": True}  # where diffusers' default differs from the constructor's
+_SINGLE_FILE_ADVICE = ", or leave out those the file's shapes tell"
 _LDM_RENAMES = (
     (r"\.mid\.block_([12])\.", lambda match: f".mid_block.resnets.{int(match.group(1)) - 1}."),
     (r"\.mid\.attn_1\.", ".mid_block.attentions.0."),
@@ -89,8 +91,7 @@ def load_pretrained(cls, path, subfolder=None, revision=None, family=None, **con
         raise WeightsError(f"revision={revision!r} selects a Hub commit, but {path} is local; leave revision out.")
     elif subfolder is not None:
         path = os.path.join(path, subfolder)
-    if os.path.isdir(os.path.join(path, PIPELINE_FOLDER)) and not os.path.exists(os.path.join(path, CONFIG_NAME)):
-        path = os.path.join(path, PIPELINE_FOLDER)
+    path = autoencoder_folder(path)
     if os.path.isdir(path):
         if family is not None:
             raise WeightsError(f"family={family!r} is for single files; {path} has a config.json that says it all.")
@@ -100,8 +101,16 @@ def load_pretrained(cls, path, subfolder=None, revision=None, family=None, **con
         weights_path = path
         known, tensors = _read_single_file(path, family, config)
     model = cls(**{**known, **config})
-    assign(model, tensors, weights_path)
+    assign(model, dict(_variables(model)), tensors, weights_path, advice=_SINGLE_FILE_ADVICE)
     return model
+
+
+def autoencoder_folder(path):
+    """The folder of `path` that holds the autoencoder: `path/vae` for a diffusers pipeline folder (one that has a
+    `vae` folder and no config.json of its own), else `path`."""
+    if os.path.isdir(os.path.join(path, PIPELINE_FOLDER)) and not os.path.exists(os.path.join(path, CONFIG_NAME)):
+        return os.path.join(path, PIPELINE_FOLDER)
+    return path
 
 
 def _read_single_file(path, family, config):
@@ -122,31 +131,54 @@ def read_config(path):
 
     Raises:
         WeightsError: when the file is missing, describes another architecture, or has an entry tfvae does not know
-            (metadata, the entries whose names start with `_`, aside).
+            (see `read_diffusers_config`).
     """
+    advice = " Pass the .safetensors file itself to read the configuration from its tensors."
+    arguments = read_diffusers_config(path, "AutoencoderKL", CONFIG_ARGUMENTS, ARCHITECTURE, advice)
+    return {**DIFFUSERS_DEFAULTS, **arguments}
+
+
+def read_diffusers_config(path, class_name, arguments, architecture=None, missing_advice=""):
+    """The constructor arguments in diffusers' `config.json` at `path`: every entry is used or refused.
+
+    Args:
+        path: the `config.json` file.
+        class_name: the diffusers class it must describe (its `_class_name`, when it has one).
+        arguments: the entries that are constructor arguments, returned when present.
+        architecture: `{entry: its only value}` for entries that describe the one architecture the model has (a
+            list entry must hold that value only); they are checked, not returned.
+        missing_advice: a sentence added to the error for a missing file.
+
+    Returns:
+        `{argument: value}` for the entries of `arguments` the file has.
+
+    Raises:
+        WeightsError: when the file is missing, describes another class or architecture, or has an entry that is in
+            neither `arguments` nor `architecture` (metadata, the entries whose names start with `_`, aside).
+    """
+    architecture = architecture or {}
     if not os.path.isfile(path):
         raise WeightsError(
-            f"{path} is missing: a diffusers folder holds config.json beside {WEIGHTS_NAME}. Pass the .safetensors "
-            "file itself to read the configuration from its tensors."
+            f"{path} is missing: a diffusers folder holds config.json beside its weights.{missing_advice}"
         )
     with open(path) as file:
         config = json.load(file)
-    class_name = config.get("_class_name", "AutoencoderKL")
-    if class_name != "AutoencoderKL":
-        raise WeightsError(f"{path} describes a {class_name}; tfvae.AutoencoderKL reads AutoencoderKL configs only.")
-    for key, value in ARCHITECTURE.items():
+    found = config.get("_class_name", class_name)
+    if found != class_name:
+        raise WeightsError(f"{path} describes a {found}; tfvae.{class_name} reads {class_name} configs only.")
+    for key, value in architecture.items():
         values = config.get(key, value)
         if any(entry != value for entry in ([values] if isinstance(values, str) else values)):
             raise WeightsError(
-                f"{path} has {key}={values}; tfvae.AutoencoderKL has diffusers' AutoencoderKL with {key} {value} only."
+                f"{path} has {key}={values}; tfvae.{class_name} has diffusers' {class_name} with {key} {value} only."
             )
-    unknown = sorted(key for key in config if not key.startswith("_") and key not in {*CONFIG_ARGUMENTS, *ARCHITECTURE})
+    unknown = sorted(key for key in config if not key.startswith("_") and key not in {*arguments, *architecture})
     if unknown:
         raise WeightsError(
-            f"{path} has settings tfvae.AutoencoderKL does not know: {', '.join(unknown)}; it would load a different "
+            f"{path} has settings tfvae.{class_name} does not know: {', '.join(unknown)}; it would load a different "
             "model. Remove them only if they do not change it."
         )
-    return {**DIFFUSERS_DEFAULTS, **{key: config[key] for key in CONFIG_ARGUMENTS if key in config}}
+    return {key: config[key] for key in arguments if key in config}
 
 
 def read_tensors(path):
@@ -214,7 +246,7 @@ def diffusers_tensors(model):
     """`(diffusers name, float32 array in PyTorch's layout)` for every variable of `model`."""
     for name, (variable, to_keras) in _variables(model):
         value = keras.ops.convert_to_numpy(variable).astype("float32")
-        yield name, np.ascontiguousarray(_to_torch_kernel(value) if to_keras is _to_keras_kernel else value)
+        yield name, np.ascontiguousarray(to_torch_kernel(value) if to_keras is to_keras_kernel else value)
 
 
 def diffusers_config(model):
@@ -294,39 +326,47 @@ def infer_config(tensors):
     return config
 
 
-def assign(model, tensors, source):
-    """Copies `tensors` (`to_diffusers_layout`'s output) into `model`'s variables.
+def assign(model, variables, tensors, source, advice=""):
+    """Copies `tensors` into `variables`, all of them or, on any mismatch, none.
+
+    Args:
+        model: the model that holds `variables`, described in the error by its class and sizes.
+        variables: `{diffusers name: (variable, conversion)}`, the conversion taking the PyTorch-layout array to the
+            variable's layout (see `tfvae.autoencoder_kl.torch_layout`).
+        tensors: `{diffusers name: (key in the file, PyTorch-layout array)}` (`to_diffusers_layout`'s output).
+        source: the file or folder of `tensors`, named in the error.
+        advice: a sentence added to the error's advice to pass the arguments the weights were made with.
 
     Raises:
         WeightsError: naming every missing, unexpected and mis-shaped tensor, before any variable changes.
     """
-    targets = dict(_variables(model))
-    missing = sorted(set(targets) - set(tensors))
-    unexpected = sorted(tensors[name][0] for name in set(tensors) - set(targets))
+    missing = sorted(set(variables) - set(tensors))
+    unexpected = sorted(tensors[name][0] for name in set(tensors) - set(variables))
     values, misshaped = [], []
-    for name, (variable, to_keras) in targets.items():
+    for name, (variable, to_keras) in variables.items():
         if name not in tensors:
             continue
         key, array = tensors[name]
         value = to_keras(array)
         if tuple(value.shape) != tuple(variable.shape):
-            misshaped.append(f"{key} {array.shape} (the model needs {_torch_shape(variable.shape)})")
+            misshaped.append(f"{key} {array.shape} (the model needs {torch_shape(variable.shape)})")
         values.append((variable, value))
     if missing or unexpected or misshaped:
-        raise WeightsError(_mismatch_message(source, model, missing, unexpected, misshaped))
+        raise WeightsError(_mismatch_message(source, model, missing, unexpected, misshaped, advice))
     for variable, value in values:
         variable.assign(value.astype(variable.dtype))
 
 
-def _mismatch_message(source, model, missing, unexpected, misshaped):
-    lines = [f"The tensors of {source} do not fit this AutoencoderKL ({_describe(model)}):"]
+def _mismatch_message(source, model, missing, unexpected, misshaped, advice):
+    class_name = type(model).__name__
+    lines = [f"The tensors of {source} do not fit this {class_name} ({_describe(model)}):"]
     for title, names in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
         if names:
             shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
             lines.append(f"  {len(names)} {title}: {shown}")
     lines.append(
-        "Pass the constructor arguments the weights were made with (AutoencoderKL.from_pretrained(path, "
-        "block_out_channels=..., layers_per_block=..., ...)), or leave out those the file's shapes tell."
+        f"Pass the constructor arguments the weights were made with ({class_name}.from_pretrained(path, "
+        f"block_out_channels=..., layers_per_block=..., ...)){advice}."
     )
     return "\n".join(lines)
 
@@ -336,48 +376,21 @@ def _describe(model):
     return ", ".join(f"{name}={getattr(model, name)}" for name in names)
 
 
-def _torch_shape(keras_shape):
-    """A Keras kernel's shape in PyTorch's order (`[kh, kw, in, out]` -> `[out, in, kh, kw]`)."""
-    keras_shape = tuple(keras_shape)
-    return keras_shape if len(keras_shape) == 1 else (keras_shape[-1], keras_shape[-2], *keras_shape[:-2])
-
-
-def _to_keras_kernel(array):
-    """A PyTorch kernel `[out, in, *window]` as a Keras kernel `[*window, in, out]`."""
-    return np.transpose(array, (*range(2, array.ndim), 1, 0))
-
-
-def _to_torch_kernel(kernel):
-    """A Keras kernel `[*window, in, out]` as a PyTorch kernel `[out, in, *window]` (`_to_keras_kernel`'s inverse)."""
-    return np.transpose(kernel, (kernel.ndim - 1, kernel.ndim - 2, *range(kernel.ndim - 2)))
-
-
-def _identity(array):
-    return array
-
-
 def _variables(model):
     """`(diffusers name, (variable, conversion))` for every variable of `model`."""
-    return named_variables(_named_layers(model), _to_keras_kernel)
+    return named_variables(_named_layers(model), to_keras_kernel)
 
 
-def named_variables(named_layers, to_keras_kernel):
-    """`(diffusers name, (variable, conversion))` for the GroupNorms' and convolutions' variables of
-    `named_layers`, `(diffusers name, layer)` pairs; `to_keras_kernel` converts a PyTorch kernel to the layer's."""
-    for name, layer in named_layers:
-        if isinstance(layer, keras.layers.GroupNormalization):
-            yield f"{name}.weight", (layer.gamma, _identity)
-            yield f"{name}.bias", (layer.beta, _identity)
-        else:
-            yield f"{name}.weight", (layer.kernel, to_keras_kernel)
-            yield f"{name}.bias", (layer.bias, _identity)
+def quant_convs(model):
+    """`(diffusers name, layer)` for the quant convs `model` has (`use_quant_conv`, `use_post_quant_conv`)."""
+    for name in ("quant_conv", "post_quant_conv"):
+        if getattr(model, f"use_{name}"):
+            yield name, getattr(model, name)
 
 
 def _named_layers(model):
     """`(diffusers name, layer)` for every layer of `model` that holds weights."""
-    for name in ("quant_conv", "post_quant_conv"):
-        if getattr(model, f"use_{name}"):
-            yield name, getattr(model, name)
+    yield from quant_convs(model)
     for prefix, network, blocks, samplers in (
         ("encoder", model.encoder, "down_blocks", "downsamplers"),
         ("decoder", model.decoder, "up_blocks", "upsamplers"),

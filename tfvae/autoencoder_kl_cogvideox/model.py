@@ -5,6 +5,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvae.autoencoder_kl.config_checks import check_block_out_channels, per_channel
+from tfvae.autoencoder_kl.tiling import map_tiles
 from tfvae.autoencoder_kl_cogvideox import chunks, tiling, weights
 from tfvae.autoencoder_kl_cogvideox.blocks import Decoder3D, Encoder3D
 from tfvae.distributions import DEFAULT_LOGVAR_RANGE
@@ -127,8 +129,8 @@ class AutoencoderKLCogVideoX(SeedState, keras.Model):
         self.sample_width = int(sample_width)
         self.scaling_factor = float(scaling_factor)
         self.shift_factor = None if shift_factor is None else float(shift_factor)
-        self.latents_mean = None if latents_mean is None else tuple(float(value) for value in latents_mean)
-        self.latents_std = None if latents_std is None else tuple(float(value) for value in latents_std)
+        self.latents_mean = per_channel("latents_mean", latents_mean, self.latent_channels)
+        self.latents_std = per_channel("latents_std", latents_std, self.latent_channels)
         self.force_upcast = bool(force_upcast)
         self.use_quant_conv = bool(use_quant_conv)
         self.use_post_quant_conv = bool(use_post_quant_conv)
@@ -155,10 +157,9 @@ class AutoencoderKLCogVideoX(SeedState, keras.Model):
         self.build((None, None, None, None, self.in_channels))
 
     def _check_config(self):
+        check_block_out_channels(self.block_out_channels, self.norm_num_groups, example=(128, 256, 256, 512))
         blocks = len(self.block_out_channels)
         problems = []
-        if not blocks:
-            problems.append("block_out_channels needs at least one entry, e.g. (128, 256, 256, 512)")
         if self.down_block_types != (DOWN_BLOCK,) * blocks or self.up_block_types != (UP_BLOCK,) * blocks:
             problems.append(f"down_block_types/up_block_types must be {blocks} x {DOWN_BLOCK}/{UP_BLOCK}")
         if self.act_fn not in ("silu", "swish"):
@@ -166,9 +167,6 @@ class AutoencoderKLCogVideoX(SeedState, keras.Model):
         ratio = self.temporal_compression_ratio
         if ratio < 1 or ratio & (ratio - 1) or ratio > 2 ** max(blocks - 1, 0):
             problems.append(f"temporal_compression_ratio must be a power of two up to 2 ** {blocks - 1}, got {ratio}")
-        indivisible = [channels for channels in self.block_out_channels if channels % self.norm_num_groups]
-        if indivisible:
-            problems.append(f"block_out_channels {indivisible} are not divisible by norm_num_groups")
         if problems:
             raise ValueError("AutoencoderKLCogVideoX: " + "; ".join(problems) + ".")
 
@@ -281,9 +279,9 @@ class AutoencoderKLCogVideoX(SeedState, keras.Model):
             ValueError: unless the tile sizes and the steps between tiles are multiples of `f` (diffusers' defaults
                 are: tiles of 240 x 360 pixels every 200 x 288).
         """
-        grid = tiling.TileGrid.for_encoder(self._tile(tile_height, tile_width), (overlap_height, overlap_width),
-                                           self.downsampling_factor)
-        return self.posterior.distribution(tiling.map_tiles(self.encode_moments, x, grid))
+        grid = tiling.encoder_grid(self._tile(tile_height, tile_width), (overlap_height, overlap_width),
+                                   self.downsampling_factor)
+        return self.posterior.distribution(map_tiles(self.encode_moments, x, grid))
 
     def tiled_decode(self, z, tile_height=None, tile_width=None, overlap_height=1 / 6, overlap_width=1 / 5):
         """`decode` for latents too large for one pass, as diffusers' `tiled_decode`: float32 videos.
@@ -298,9 +296,9 @@ class AutoencoderKLCogVideoX(SeedState, keras.Model):
             overlap_height: the fraction of a tile's height shared with its neighbour.
             overlap_width: the fraction of a tile's width shared with its neighbour.
         """
-        grid = tiling.TileGrid.for_decoder(self._tile(tile_height, tile_width), (overlap_height, overlap_width),
-                                           self.downsampling_factor)
-        return tiling.map_tiles(self.decode, z, grid)
+        grid = tiling.decoder_grid(self._tile(tile_height, tile_width), (overlap_height, overlap_width),
+                                   self.downsampling_factor)
+        return map_tiles(self.decode, z, grid)
 
     def _tile(self, tile_height, tile_width):
         return (tile_height or self.sample_height // 2, tile_width or self.sample_width // 2)

@@ -21,14 +21,15 @@ import keras
 import numpy as np
 from safetensors import SafetensorError, safe_open
 
+from tfvae.autoencoder_kl.torch_layout import named_variables, to_keras_kernel
 from tfvae.autoencoder_kl.weights import (
     CONFIG_NAME,
-    PIPELINE_FOLDER,
     WEIGHTS_NAME,
     WeightsError,
-    _to_keras_kernel,
-    _torch_shape,
-    named_variables,
+    assign,
+    autoencoder_folder,
+    quant_convs,
+    read_diffusers_config,
 )
 from tfvae.autoencoder_kl_cogvideox.blocks import CausalConv3D, SpatialNorm3D
 
@@ -63,10 +64,10 @@ CONFIG_ARGUMENTS = (
 
 def load_pretrained(cls, path, **config):
     """`cls(**config)` with the weights of the diffusers folder `path`; see `AutoencoderKLCogVideoX.from_pretrained`."""
-    if os.path.isdir(os.path.join(path, PIPELINE_FOLDER)) and not os.path.exists(os.path.join(path, CONFIG_NAME)):
-        path = os.path.join(path, PIPELINE_FOLDER)
+    path = autoencoder_folder(path)
     model = cls(**{**read_config(os.path.join(path, CONFIG_NAME)), **config})
-    assign(model, read_folder_tensors(path), path)
+    tensors = {name: (name, array) for name, array in read_folder_tensors(path).items()}
+    assign(model, dict(_variables(model)), tensors, path)
     return model
 
 
@@ -76,20 +77,7 @@ def read_config(path):
     Raises:
         WeightsError: when the file is missing, describes another class, or has keys this model does not know.
     """
-    if not os.path.isfile(path):
-        raise WeightsError(f"{path} is missing: a diffusers folder holds config.json beside its safetensors.")
-    with open(path) as file:
-        config = json.load(file)
-    class_name = config.get("_class_name", CLASS_NAME)
-    if class_name != CLASS_NAME:
-        raise WeightsError(f"{path} describes a {class_name}, not an {CLASS_NAME}.")
-    unknown = sorted(key for key in config if not key.startswith("_") and key not in CONFIG_ARGUMENTS)
-    if unknown:
-        raise WeightsError(
-            f"{path} has config keys {CLASS_NAME} does not know: {', '.join(unknown)}. Remove them, or check that "
-            "the file is a diffusers AutoencoderKLCogVideoX config."
-        )
-    return {key: config[key] for key in CONFIG_ARGUMENTS if key in config}
+    return read_diffusers_config(path, CLASS_NAME, CONFIG_ARGUMENTS)
 
 
 def read_folder_tensors(folder):
@@ -146,46 +134,9 @@ def _read_bfloat16(path, keys):
     return tensors
 
 
-def assign(model, tensors, source):
-    """Copies `tensors` (diffusers names) into `model`'s variables.
-
-    Raises:
-        WeightsError: naming every missing, unexpected and mis-shaped tensor, before any variable changes.
-    """
-    targets = dict(_variables(model))
-    missing = sorted(set(targets) - set(tensors))
-    unexpected = sorted(set(tensors) - set(targets))
-    values, misshaped = [], []
-    for name, (variable, to_keras) in targets.items():
-        if name not in tensors:
-            continue
-        value = to_keras(tensors[name])
-        if tuple(value.shape) != tuple(variable.shape):
-            misshaped.append(f"{name} {tensors[name].shape} (the model needs {_torch_shape(variable.shape)})")
-        values.append((variable, value))
-    if missing or unexpected or misshaped:
-        raise WeightsError(_mismatch_message(source, model, missing, unexpected, misshaped))
-    for variable, value in values:
-        variable.assign(value.astype(variable.dtype))
-
-
-def _mismatch_message(source, model, missing, unexpected, misshaped):
-    described = ", ".join(
-        f"{name}={getattr(model, name)}"
-        for name in ("block_out_channels", "layers_per_block", "latent_channels", "in_channels", "out_channels")
-    )
-    lines = [f"The tensors of {source} do not fit this {CLASS_NAME} ({described}):"]
-    for title, names in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
-        if names:
-            shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
-            lines.append(f"  {len(names)} {title}: {shown}")
-    lines.append(f"Pass the arguments the weights were made with: {CLASS_NAME}.from_pretrained(path, ...).")
-    return "\n".join(lines)
-
-
 def _to_keras_conv3d_kernel(array):
     """A PyTorch `Conv3d` or `Conv2d` kernel as a Keras `Conv3D` kernel (`Conv2d`'s window gets one frame)."""
-    kernel = _to_keras_kernel(array)
+    kernel = to_keras_kernel(array)
     return kernel[None] if array.ndim == 4 else kernel
 
 
@@ -196,9 +147,7 @@ def _variables(model):
 
 def _named_layers(model):
     """`(diffusers name, layer)` for every Keras layer of `model` that holds weights."""
-    for name in ("quant_conv", "post_quant_conv"):
-        if getattr(model, f"use_{name}"):
-            yield name, getattr(model, name)
+    yield from quant_convs(model)
     for prefix in ("encoder", "decoder"):
         yield from _sublayers(prefix, getattr(model, prefix))
 
