@@ -92,6 +92,21 @@ def test_half_precision_files_load_as_float32(tmp_path, dtype):
     np.testing.assert_array_equal(kernel, tensors["encoder.conv_in.weight"].astype("float32").transpose(2, 3, 1, 0))
 
 
+def test_a_folder_of_sharded_weights_loads(tmp_path, expected):
+    """diffusers' `save_pretrained(max_shard_size=...)` layout: shards and the index naming each tensor's shard."""
+    folder = tmp_path / "sharded"
+    folder.mkdir()
+    shutil.copy(os.path.join(DIFFUSERS_FOLDER, "config.json"), folder)
+    tensors = load_file(os.path.join(DIFFUSERS_FOLDER, "diffusion_pytorch_model.safetensors"))
+    names = sorted(tensors)
+    shards = {f"diffusion_pytorch_model-0000{i + 1}-of-00002.safetensors": names[i::2] for i in range(2)}
+    for shard, keys in shards.items():
+        save_file({key: tensors[key] for key in keys}, str(folder / shard))
+    index = {"weight_map": {key: shard for shard, keys in shards.items() for key in keys}}
+    (folder / "diffusion_pytorch_model.safetensors.index.json").write_text(json.dumps(index))
+    assert_matches_diffusers(AutoencoderKL.from_pretrained(str(folder)), expected)
+
+
 def test_missing_and_unexpected_tensors_are_named(tmp_path):
     tensors = load_file(LATENT_DIFFUSION_FILE)
     del tensors["encoder.mid.attn_1.q.bias"]

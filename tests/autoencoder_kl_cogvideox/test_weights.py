@@ -11,8 +11,8 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from autoencoder_kl_cogvideox.fixtures import FIXTURES, video
+from tfvae.autoencoder_kl.safetensors_files import read_folder
 from tfvae.autoencoder_kl_cogvideox import AutoencoderKLCogVideoX, WeightsError
-from tfvae.autoencoder_kl_cogvideox.weights import read_folder_tensors
 
 SMALL = os.path.join(FIXTURES, "small")
 WEIGHTS = "diffusion_pytorch_model.safetensors"
@@ -41,7 +41,7 @@ def test_bfloat16_tensors_are_widened_exactly_to_float32(small):
 
 def test_shards_are_read_through_their_index(inverted):
     assert os.path.exists(os.path.join(FIXTURES, "inverted", WEIGHTS + ".index.json"))
-    assert len(read_folder_tensors(os.path.join(FIXTURES, "inverted"))) == len(inverted.weights)
+    assert len(read_folder(os.path.join(FIXTURES, "inverted"))) == len(inverted.weights)
 
 
 def test_missing_unexpected_and_misshaped_tensors_are_named_in_one_error(tmp_path):

@@ -23,19 +23,21 @@ import re
 
 import keras
 import numpy as np
-from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
 from tfvae.autoencoder_kl import families, hub
+from tfvae.autoencoder_kl.safetensors_files import WEIGHTS_NAME, WeightsError, read_file, read_folder, read_keys
 from tfvae.autoencoder_kl.torch_layout import named_variables, to_keras_kernel, to_torch_kernel, torch_shape
 from tfvae.distributions import DEFAULT_LOGVAR_RANGE
 from tfvae.files.atomic import save_atomically
 
 CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 PIPELINE_FOLDER = "vae"  # where a diffusers pipeline folder keeps its autoencoder
 # Prefixes under which whole latent-diffusion checkpoints keep their autoencoder.
 CHECKPOINT_PREFIXES = ("first_stage_model.", "vae.")
+_STATISTICS_KEYS = ("edm_mean", "edm_std")  # the latent statistics of a Playground-style file
+_UNREADABLE_ADVICE = (" Give a diffusers folder, a .safetensors file or a Hub id; convert PyTorch .ckpt/.bin files "
+                      "with safetensors.torch.save_file.")
 # The config.json entries that are constructor arguments of AutoencoderKL.
 CONFIG_ARGUMENTS = (
     "in_channels",
@@ -79,10 +81,6 @@ _ATTENTION_RENAMES = {
 }
 
 
-class WeightsError(ValueError):
-    """A weights file or folder that does not fit the model: missing, unreadable, or with the wrong tensors."""
-
-
 def load_pretrained(cls, path, subfolder=None, revision=None, family=None, **config):
     """`cls(**config)` with the weights at `path`; see `AutoencoderKL.from_pretrained`."""
     if hub.is_repo_id(path):
@@ -96,7 +94,7 @@ def load_pretrained(cls, path, subfolder=None, revision=None, family=None, **con
         if family is not None:
             raise WeightsError(f"family={family!r} is for single files; {path} has a config.json that says it all.")
         weights_path = os.path.join(path, WEIGHTS_NAME)
-        known, tensors = read_config(os.path.join(path, CONFIG_NAME)), to_diffusers_layout(read_tensors(weights_path))
+        known, tensors = read_config(os.path.join(path, CONFIG_NAME)), to_diffusers_layout(read_folder(path))
     else:
         weights_path = path
         known, tensors = _read_single_file(path, family, config)
@@ -181,8 +179,10 @@ def read_diffusers_config(path, class_name, arguments, architecture=None, missin
     return {key: config[key] for key in arguments if key in config}
 
 
-def read_tensors(path):
-    """The autoencoder's tensors in the `.safetensors` file at `path`, as NumPy arrays by name.
+def read_checkpoint(path):
+    """`(keys, tensors, statistics)` of the `.safetensors` file at `path`: all its keys, the autoencoder's tensors
+    as NumPy arrays by name (bfloat16 widened to float32), and the latent statistics some checkpoints hold
+    (`families.settings`' `statistics`).
 
     In a whole latent-diffusion checkpoint the autoencoder's tensors sit under a prefix (`first_stage_model.`); only
     they are read, and the prefix is removed.
@@ -190,30 +190,13 @@ def read_tensors(path):
     Raises:
         WeightsError: when the file is missing or is not a safetensors file.
     """
-    return read_checkpoint(path)[1]
-
-
-def read_checkpoint(path):
-    """`(keys, tensors, statistics)` of the `.safetensors` file at `path`: all its keys, the autoencoder's tensors
-    (see `read_tensors`), and the latent statistics some checkpoints hold (`families.settings`' `statistics`).
-
-    Raises:
-        WeightsError: when the file is missing or is not a safetensors file.
-    """
-    if not os.path.isfile(path):
-        raise WeightsError(f"No weights file at {path}: give a diffusers folder, a .safetensors file or a Hub id.")
-    try:
-        with safe_open(path, framework="numpy") as file:
-            keys = list(file.keys())
-            prefix = next((prefix for prefix in CHECKPOINT_PREFIXES if any(k.startswith(prefix) for k in keys)), "")
-            tensors = {key[len(prefix) :]: file.get_tensor(key) for key in keys if key.startswith(prefix)}
-            statistics = {key: file.get_tensor(key) for key in ("edm_mean", "edm_std") if key in keys}
-    except (SafetensorError, ValueError) as error:
-        raise WeightsError(
-            f"{path} is not a readable safetensors file ({error}). Convert PyTorch .ckpt/.bin files with "
-            "safetensors.torch.save_file."
-        ) from error
-    return keys, {key: value for key, value in tensors.items() if key not in statistics}, statistics
+    keys = read_keys(path, advice=_UNREADABLE_ADVICE)
+    prefix = next((prefix for prefix in CHECKPOINT_PREFIXES if any(key.startswith(prefix) for key in keys)), "")
+    statistics_keys = [key for key in _STATISTICS_KEYS if key in keys]
+    autoencoder_keys = [key for key in keys if key.startswith(prefix) and key not in statistics_keys]
+    tensors = read_file(path, autoencoder_keys + statistics_keys, advice=_UNREADABLE_ADVICE)
+    statistics = {key: tensors.pop(key) for key in statistics_keys}
+    return keys, {key[len(prefix) :]: value for key, value in tensors.items()}, statistics
 
 
 def save_pretrained(model, folder):

@@ -14,18 +14,14 @@ one frame). Files are read with safetensors' NumPy API, no PyTorch involved; Num
 tensors are read as raw bytes and widened to float32 (exactly: bfloat16 is float32's upper half).
 """
 
-import json
 import os
 
 import keras
-import numpy as np
-from safetensors import SafetensorError, safe_open
 
+from tfvae.autoencoder_kl.safetensors_files import read_folder
 from tfvae.autoencoder_kl.torch_layout import named_variables, to_keras_kernel
 from tfvae.autoencoder_kl.weights import (
     CONFIG_NAME,
-    WEIGHTS_NAME,
-    WeightsError,
     assign,
     autoencoder_folder,
     quant_convs,
@@ -34,7 +30,6 @@ from tfvae.autoencoder_kl.weights import (
 from tfvae.autoencoder_kl_cogvideox.blocks import CausalConv3D, SpatialNorm3D
 
 CLASS_NAME = "AutoencoderKLCogVideoX"
-INDEX_NAME = WEIGHTS_NAME + ".index.json"  # the index of sharded weights: {"weight_map": {tensor: file}}
 # The config.json entries that are constructor arguments of AutoencoderKLCogVideoX; keys starting with "_"
 # (`_class_name`, `_diffusers_version`, `_name_or_path`) are metadata.
 CONFIG_ARGUMENTS = (
@@ -66,7 +61,7 @@ def load_pretrained(cls, path, **config):
     """`cls(**config)` with the weights of the diffusers folder `path`; see `AutoencoderKLCogVideoX.from_pretrained`."""
     path = autoencoder_folder(path)
     model = cls(**{**read_config(os.path.join(path, CONFIG_NAME)), **config})
-    tensors = {name: (name, array) for name, array in read_folder_tensors(path).items()}
+    tensors = {name: (name, array) for name, array in read_folder(path).items()}
     assign(model, dict(_variables(model)), tensors, path)
     return model
 
@@ -78,60 +73,6 @@ def read_config(path):
         WeightsError: when the file is missing, describes another class, or has keys this model does not know.
     """
     return read_diffusers_config(path, CLASS_NAME, CONFIG_ARGUMENTS)
-
-
-def read_folder_tensors(folder):
-    """Every tensor of the diffusers folder, from one safetensors file or from the shards its index lists.
-
-    Raises:
-        WeightsError: when neither the file nor the index is there, or a file cannot be read.
-    """
-    single, index = os.path.join(folder, WEIGHTS_NAME), os.path.join(folder, INDEX_NAME)
-    if os.path.isfile(single):
-        return read_tensors(single)
-    if not os.path.isfile(index):
-        raise WeightsError(f"{folder} holds neither {WEIGHTS_NAME} nor {INDEX_NAME}.")
-    with open(index) as file:
-        shards = sorted(set(json.load(file)["weight_map"].values()))
-    tensors = {}
-    for shard in shards:
-        tensors.update(read_tensors(os.path.join(folder, shard)))
-    return tensors
-
-
-def read_tensors(path):
-    """The tensors of the safetensors file at `path` as NumPy arrays by name, bfloat16 widened to float32.
-
-    Raises:
-        WeightsError: when the file is missing or is not a safetensors file.
-    """
-    if not os.path.isfile(path):
-        raise WeightsError(f"No weights file at {path}.")
-    try:
-        with safe_open(path, framework="numpy") as file:
-            keys = list(file.keys())
-            bfloat16 = {key for key in keys if file.get_slice(key).get_dtype() == "BF16"}
-            tensors = {key: file.get_tensor(key) for key in keys if key not in bfloat16}
-    except (SafetensorError, ValueError) as error:
-        raise WeightsError(f"{path} is not a readable safetensors file ({error}).") from error
-    if bfloat16:
-        tensors.update(_read_bfloat16(path, bfloat16))
-    return tensors
-
-
-def _read_bfloat16(path, keys):
-    """The bfloat16 tensors `keys` of the safetensors file at `path`, as float32 (the bytes of each value become the
-    upper half of a float32)."""
-    with open(path, "rb") as file:
-        header_size = int(np.frombuffer(file.read(8), "<u8")[0])
-        header = json.loads(file.read(header_size))
-        tensors = {}
-        for key in keys:
-            begin, end = header[key]["data_offsets"]
-            file.seek(8 + header_size + begin)
-            half = np.frombuffer(file.read(end - begin), "<u2").astype("<u4")
-            tensors[key] = (half << 16).view("<f4").reshape(header[key]["shape"])
-    return tensors
 
 
 def _to_keras_conv3d_kernel(array):
