@@ -31,7 +31,7 @@ class AutoencoderKL(SeedState, keras.Model):
 
     Under a mixed-precision policy the GroupNorm statistics, the attention's softmax and the distribution are
     float32, and so is the decoder when `force_upcast` is set; `decode` and `call` return the decoder's compute
-    dtype. Under a float32 policy the GroupNorm statistics are float64 (see `blocks.PreciseGroupNormalization`).
+    dtype. Under a float32 policy the GroupNorm sums are taken in levels (see `blocks.PreciseGroupNormalization`).
 
     Args:
         in_channels: the channels of the input images.
