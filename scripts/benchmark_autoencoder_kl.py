@@ -3,20 +3,22 @@
 Three measurements, each in a fresh process per framework, the frameworks alternating round after round (a shared
 machine's other tenants only ever slow a run down, so each row keeps its best round):
 
-- train: images per second of one training step at `--train-size` (64x64 by default), batch `--train-batch`:
+- train: images per second of training at `--train-size` (64x64 by default), batch `--train-batch`, each step:
   encode, one posterior sample, decode, latent-diffusion's `sum |x - x_hat| / exp(s) + s` per example plus
-  `1e-6 * KL`, the backward pass and an Adam step over the autoencoder and `s`. tfvae runs
-  `AutoencoderKLTrainer.train_on_batch` with XLA and no discriminator; PyTorch the same loss in an idiomatic loop
-  (`zero_grad`/`backward`/`step`).
+  `1e-6 * KL`, the backward pass and an Adam step over the autoencoder and `s`. tfvae runs `AutoencoderKLTrainer.fit`
+  on an array of `--train-steps` batches without a discriminator, compiled as a user compiles it (`--mode eager`:
+  `jit_compile="auto"`, a graph on CPU) or with XLA (`--mode xla`); PyTorch the same loss in an idiomatic loop
+  (`zero_grad`/`backward`/`step`) over as many batches.
 - encode: images per second of `encode(x)` and the posterior's mode at `--encode-size` (256x256), batch
-  `--encode-batch` (1), without gradients: tfvae's `encode` called eagerly (`--mode eager`, as a user calls it) or in
-  a `tf.function` with XLA (`--mode xla`), diffusers' `vae.encode(x).latent_dist.mode()` under `torch.no_grad()`.
+  `--encode-batch` (1), without gradients: tfvae's `encode` called eagerly (`--mode eager`, as a user calls it: a
+  graph traced once) or in a `tf.function` with XLA (`--mode xla`), diffusers' `vae.encode(x).latent_dist.mode()`
+  under `torch.no_grad()`.
 - decode: the same for `decode(z)` of latents of the same images.
 
 `--preset readme` is the README's config (block_out_channels 64/128/128/256, 1 layer per block), `--preset sd`
 Stable Diffusion's (128/256/512/512, 2 layers per block); both have 32 groups and 4 latent channels.
 
-Each process reports the best of `--repeats` timed steps after a warm-up step, the seconds to the first step
+Each process reports the best of `--repeats` timed calls after a warm-up call, the seconds of the first call
 (tracing and compilation for tfvae), and its peak resident memory (ru_maxrss). `--pytorch PYTHON` names an
 interpreter with torch and diffusers (never a dependency of tfvae); without it only tfvae is measured.
 `--profile DIR` writes a `tf.profiler` trace of tfvae's timed train steps, for TensorBoard's profile tab.
@@ -70,9 +72,12 @@ def measure_tfvae(task, args):
     if task == "train":
         trainer = AutoencoderKLTrainer(model, LatentDiffusionLoss(kl_weight=KL_WEIGHT))
         trainer.build((None, args.train_size, args.train_size, 3))
-        trainer.compile(keras.optimizers.Adam(1e-4), jit_compile=True)
-        x = tf.constant((images(args.train_batch, args.train_size) + 1) / 2)  # the trainer takes [0, 1]
-        step, batch = (lambda: trainer.train_on_batch(x)), args.train_batch
+        trainer.compile(keras.optimizers.Adam(1e-4), jit_compile=True if args.mode == "xla" else "auto")
+        x = (images(args.train_batch * args.train_steps, args.train_size) + 1) / 2  # the trainer takes [0, 1]
+        batch = len(x)
+
+        def step():
+            trainer.fit(x, batch_size=args.train_batch, epochs=1, shuffle=False, verbose=0)
     else:
         x = tf.constant(images(args.encode_batch, args.encode_size))
         encode, decode = (lambda x: model.encode(x).mode()), model.decode
@@ -100,17 +105,18 @@ def measure_pytorch(task, args):
     if task == "train":
         logvar = torch.nn.Parameter(torch.zeros(()))
         optimizer = torch.optim.Adam([*model.parameters(), logvar], 1e-4)
-        x = torch.from_numpy(images(args.train_batch, args.train_size)).permute(0, 3, 1, 2).contiguous()
+        data = torch.from_numpy(images(args.train_batch * args.train_steps, args.train_size)).permute(0, 3, 1, 2)
 
         def step():
-            optimizer.zero_grad()
-            posterior = model.encode(x).latent_dist
-            x_hat = model.decode(posterior.sample()).sample
-            nll = (torch.abs(x - x_hat) / torch.exp(logvar) + logvar).sum() / len(x)
-            (nll + KL_WEIGHT * posterior.kl().mean()).backward()
-            optimizer.step()
+            for x in data.contiguous().split(args.train_batch):
+                optimizer.zero_grad()
+                posterior = model.encode(x).latent_dist
+                x_hat = model.decode(posterior.sample()).sample
+                nll = (torch.abs(x - x_hat) / torch.exp(logvar) + logvar).sum() / len(x)
+                (nll + KL_WEIGHT * posterior.kl().mean()).backward()
+                optimizer.step()
 
-        return time_steps(step, args.train_batch, args)
+        return time_steps(step, len(data), args)
     x = torch.from_numpy(images(args.encode_batch, args.encode_size)).permute(0, 3, 1, 2).contiguous()
     with torch.no_grad():
         z = model.encode(x).latent_dist.mode()
@@ -154,9 +160,11 @@ def parse_args(argv=None):
     parser.add_argument("--norm-num-groups", type=int, default=32)
     parser.add_argument("--train-size", type=int, default=64)
     parser.add_argument("--train-batch", type=int, default=8)
+    parser.add_argument("--train-steps", type=int, default=2, help="train steps per timed call (one epoch of fit)")
     parser.add_argument("--encode-size", type=int, default=256)
     parser.add_argument("--encode-batch", type=int, default=1)
-    parser.add_argument("--mode", choices=("eager", "xla"), default="eager", help="how tfvae runs encode/decode")
+    parser.add_argument("--mode", choices=("eager", "xla"), default="eager",
+                        help="how tfvae runs: as a user calls it, or with XLA")
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per process (the best counts)")
     parser.add_argument("--rounds", type=int, default=2, help="alternations of the frameworks (the best counts)")
     parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
@@ -206,9 +214,9 @@ def main():
                     best[(task, name)] = measured
     print("\n".join(header(args, frameworks)))
     print(f"AutoencoderKL block_out_channels={args.block_out_channels} layers_per_block={args.layers_per_block} "
-          f"norm_num_groups={args.norm_num_groups}; tfvae encode/decode {args.mode}; best of {args.rounds} rounds x "
+          f"norm_num_groups={args.norm_num_groups}; tfvae {args.mode}; best of {args.rounds} rounds x "
           f"{args.repeats} steps")
-    print(f"{'task':<24} {'framework':<20} {'images/s':>9} {'vs tfvae':>8} {'first step s':>12} {'peak MiB':>9}")
+    print(f"{'task':<24} {'framework':<20} {'images/s':>9} {'vs tfvae':>8} {'first call s':>12} {'peak MiB':>9}")
     shapes = {"train": (args.train_size, args.train_batch), "encode": (args.encode_size, args.encode_batch),
               "decode": (args.encode_size, args.encode_batch)}
     for task in args.tasks:

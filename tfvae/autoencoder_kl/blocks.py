@@ -3,11 +3,13 @@
 Every block is a Keras layer built from shapes: `build` chains the sublayers' `compute_output_shape`, so a block built
 once takes any height and width (divisible by the encoder's downsampling factor, for the `Encoder`). Every
 convolution keeps the spatial size except `Downsample` (halves it) and `Upsample` (doubles it). Normalizations are
-`PreciseGroupNormalization`, whose statistics are float64 for float32 inputs and float32 for 16-bit ones; the
-attention's softmax runs in float32.
+`PreciseGroupNormalization`, whose float32 statistics are summed in levels (as accurate as PyTorch's) and are float32
+for 16-bit inputs; the attention's softmax runs in float32.
 """
 
 import keras
+import numpy as np
+import tensorflow as tf
 from keras import ops
 
 EPSILON = 1e-6  # the GroupNorm epsilon of every block of the autoencoder, as in latent-diffusion and diffusers
@@ -28,11 +30,13 @@ class PreciseGroupNormalization(keras.layers.GroupNormalization):
     """`keras.layers.GroupNormalization` over channels last whose statistics stay accurate over large images.
 
     For each example and group of `c / groups` channels, with `m` and `v` the mean and the centered (two-pass)
-    variance over the group's `h * w * c / groups` values: `y = (x - m) / sqrt(v + epsilon) * gamma + beta`.
-    One float32 sum over the 262,144 values of a group of a 256x256 image drifts by ~1e-4 relative (Keras'
-    `ops.moments`); here each sum is taken in two levels, over every row's `w * c / groups` values, then over the
-    `h` row means, so the rounding grows with `w * c / groups + h` instead of `h * w * c / groups`, at the cost of
-    one more small reduction. Statistics and normalization are float32 for 16-bit inputs.
+    variance over the group's `h * w * c / groups` values: `y = x * s + (beta - m * s)` with
+    `s = gamma / sqrt(v + epsilon)` per example and channel (`(x - m) / sqrt(v + epsilon) * gamma + beta`, as
+    PyTorch's kernel computes it: two passes over `x` for the output). One float32 sum over the 262,144 values of a
+    group of a 256x256 image drifts by ~1e-4 relative (Keras' `ops.moments`); here each sum is taken in three
+    levels, over every row's `w` values of a channel, then over the `h` rows, then over the group's `c / groups`
+    channels, so the rounding grows with `w + h + c / groups` instead of `h * w * c / groups`. The first level reads
+    the whole input once; the others sum small tensors. Statistics and normalization are float32 for 16-bit inputs.
 
     Args:
         groups: the number of groups; the channels must be divisible by it.
@@ -61,21 +65,26 @@ class PreciseGroupNormalization(keras.layers.GroupNormalization):
         if keras.backend.standardize_dtype(inputs.dtype) in ("float16", "bfloat16"):
             inputs = ops.cast(inputs, "float32")
         shape = ops.shape(inputs)
-        # [n, rows, values of a row, groups, channels of a group]
-        grouped = ops.reshape(inputs, (shape[0], shape[1], -1, self.groups, inputs.shape[-1] // self.groups))
-        mean = _two_level_mean(grouped)
-        centered = grouped - mean
-        normalized = centered * ops.rsqrt(_two_level_mean(ops.square(centered)) + self.epsilon)
+        rows = ops.reshape(inputs, (shape[0], shape[1], -1, inputs.shape[-1]))  # [n, rows, values of a row, c]
+        mean = self._group_mean(rows)
+        scale = ops.rsqrt(self._group_mean(tf.math.squared_difference(rows, mean)) + self.epsilon)
+        shift = -mean * scale
         if self.scale:
-            normalized = normalized * ops.cast(ops.reshape(self.gamma, (self.groups, -1)), inputs.dtype)
+            gamma = ops.cast(self.gamma, inputs.dtype)
+            scale, shift = scale * gamma, shift * gamma
         if self.center:
-            normalized = normalized + ops.cast(ops.reshape(self.beta, (self.groups, -1)), inputs.dtype)
-        return ops.cast(ops.reshape(normalized, shape), self.compute_dtype)
+            shift = shift + ops.cast(self.beta, inputs.dtype)
+        return ops.cast(ops.reshape(rows * scale + shift, shape), self.compute_dtype)
 
-
-def _two_level_mean(grouped):
-    """The mean of `grouped` `[n, rows, k, groups, g]` over rows, `k` and `g`: each row's mean, then their mean."""
-    return ops.mean(ops.mean(grouped, axis=(2, 4), keepdims=True), axis=1, keepdims=True)
+    def _group_mean(self, rows):
+        """The mean of `rows` `[n, rows, k, c]` over rows, `k` and each group's channels, as `[n, 1, 1, c]`: means
+        over `k`, then over rows, then over the group's channels (a product with the channels' group membership)."""
+        channels = rows.shape[-1]
+        size = channels // self.groups
+        membership = np.repeat(np.eye(self.groups, dtype=rows.dtype.name), size, axis=0)  # [c, groups]
+        channel_means = ops.mean(ops.mean(rows, axis=2), axis=1)  # [n, c]
+        group_means = ops.matmul(channel_means, membership / size)  # [n, groups]
+        return ops.reshape(ops.matmul(group_means, membership.T), (-1, 1, 1, channels))
 
 
 @keras.saving.register_keras_serializable(package="tfvae")

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 
+from tfvae._keras.eager import compiled_when_eager
 from tfvae.autoencoder_kl import tiling, weights
 from tfvae.autoencoder_kl.blocks import Decoder, Encoder
 from tfvae.autoencoder_kl.config_checks import check_block_out_channels, per_channel
@@ -32,7 +33,10 @@ class AutoencoderKL(SeedState, keras.Model):
 
     Under a mixed-precision policy the GroupNorm statistics, the attention's softmax and the distribution are
     float32, and so is the decoder when `force_upcast` is set; `decode` and `call` return the decoder's compute
-    dtype. Under a float32 policy the GroupNorm statistics are float64 (see `blocks.PreciseGroupNormalization`).
+    dtype. Under a float32 policy the GroupNorm sums are taken in levels (see `blocks.PreciseGroupNormalization`).
+
+    Called eagerly, `encode` (through `encode_moments`) and `decode` run as TensorFlow graphs, not XLA, traced once
+    per image size and dtype for batches of any size (`tfvae._keras.eager.compiled_when_eager`).
 
     Args:
         in_channels: the channels of the input images.
@@ -182,6 +186,7 @@ class AutoencoderKL(SeedState, keras.Model):
         """
         return self.posterior.distribution(self.encode_moments(x, training=training))
 
+    @compiled_when_eager
     def encode_moments(self, x, training=None):
         """The concatenated `[mu, log sigma^2]`, `[n, h / f, w / f, 2 * latent_channels]`, before the clamp.
 
@@ -196,6 +201,7 @@ class AutoencoderKL(SeedState, keras.Model):
             )
         return self.quant_conv(self.encoder(x, training=training))
 
+    @compiled_when_eager
     def decode(self, z, training=None):
         """Images `[n, f h, f w, out_channels]` from unscaled latents `z` `[n, h, w, latent_channels]`."""
         return self.decoder(self.post_quant_conv(z), training=training)
